@@ -1,0 +1,422 @@
+"""Typed, frozen, validated configuration of a scenario.
+
+A scenario is everything the simulator needs to know: the agents (their models, GPU limits, serving
+speeds and latency objectives), the GPU pool and its price, the workload, the clock and the reward
+weights. Every field carries its unit in its name. Construction validates every field and fails with
+a message that names the offending value and says what to do; unknown fields are an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, TypeVar, get_args
+
+Role = Literal["coordinator", "specialist"]
+Pattern = Literal["steady", "bursty", "diurnal"]
+
+_ROLES: tuple[str, ...] = get_args(Role)
+_PATTERNS: tuple[str, ...] = get_args(Pattern)
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """An invalid scenario configuration: the message names the field, the value and the fix."""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_number(
+    owner: str,
+    name: str,
+    value: object,
+    *,
+    positive: bool = False,
+    non_negative: bool = False,
+    at_most: float | None = None,
+) -> float:
+    if not _is_number(value):
+        raise ConfigError(
+            f"{owner}.{name} must be a number, got {value!r} of type {type(value).__name__}; "
+            "pass an int or a float"
+        )
+    number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number):
+        raise ConfigError(f"{owner}.{name} must be finite, got {number!r}; pass a finite number")
+    if positive and number <= 0.0:
+        raise ConfigError(f"{owner}.{name} must be > 0, got {number!r}; pass a positive value")
+    if non_negative and number < 0.0:
+        raise ConfigError(f"{owner}.{name} must be >= 0, got {number!r}; pass zero or more")
+    if at_most is not None and number > at_most:
+        raise ConfigError(f"{owner}.{name} must be <= {at_most}, got {number!r}")
+    return number
+
+
+def _coerce_numbers(instance: object, owner: str, rules: Mapping[str, dict[str, Any]]) -> None:
+    """Validate numeric fields of a frozen dataclass and store them as floats."""
+    for name, rule in rules.items():
+        number = _check_number(owner, name, getattr(instance, name), **rule)
+        object.__setattr__(instance, name, number)
+
+
+def _check_choice(owner: str, name: str, value: object, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{owner}.{name} must be one of {list(choices)}, got {value!r}")
+
+
+def _replace_checked(instance: T, overrides: Mapping[str, Any]) -> T:
+    """``dataclasses.replace`` that rejects unknown fields with a helpful message."""
+    known = {f.name for f in fields(instance)}  # type: ignore[arg-type]
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        kind = type(instance).__name__
+        raise ConfigError(f"unknown {kind} field(s) {unknown}; valid fields are {sorted(known)}")
+    return dataclasses.replace(instance, **overrides)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent of the multi-agent system: a model served on its own GPUs.
+
+    Work of a request, in GPU-seconds at saturated (batched) throughput, is
+    ``input_tokens / prefill_tokens_per_s_per_gpu + output_tokens / decode_tokens_per_s_per_gpu``.
+    Its latency floor, which no number of GPUs removes, is
+    ``input_tokens / (prefill_tokens_per_s_per_gpu * min_gpus) + output_tokens * tpot_s``.
+    """
+
+    name: str
+    role: Role
+    model_params_b: float
+    """Model size in billions of parameters (documentation and cold-start sizing)."""
+    min_gpus: float
+    """GPUs below which the weights and KV cache do not fit: the agent cannot serve at all."""
+    max_gpus: float
+    """GPUs beyond which more do not help; allocations are capped here."""
+    priority: float
+    """QoS weight (> 0); larger is more important."""
+    prefill_tokens_per_s_per_gpu: float
+    """Prompt tokens processed per second per GPU."""
+    decode_tokens_per_s_per_gpu: float
+    """Output tokens generated per second per GPU at saturated batching."""
+    tpot_s: float
+    """Time per output token of a single request (batch 1): the decode latency floor."""
+    cold_start_s: float
+    """Seconds from GPUs being granted to serving (container start plus weight loading)."""
+    request_slo_s: float
+    """Latency objective of one request to this agent, arrival to completion."""
+    input_tokens_mean: float
+    """Mean prompt tokens of a request to this agent (log-normal)."""
+    input_tokens_cv: float
+    """Coefficient of variation of prompt tokens."""
+    output_tokens_mean: float
+    """Mean output tokens of a request to this agent (log-normal)."""
+    output_tokens_cv: float
+    """Coefficient of variation of output tokens."""
+    invoke_probability: float = 1.0
+    """Specialists: probability that a task calls this agent. Ignored for the coordinator."""
+
+    def __post_init__(self) -> None:
+        owner = f"AgentSpec({self.name!r})"
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"AgentSpec.name must be a non-empty string, got {self.name!r}")
+        _check_choice(owner, "role", self.role, _ROLES)
+        _coerce_numbers(
+            self,
+            owner,
+            {
+                "model_params_b": {"positive": True},
+                "min_gpus": {"positive": True},
+                "max_gpus": {"positive": True},
+                "priority": {"positive": True},
+                "prefill_tokens_per_s_per_gpu": {"positive": True},
+                "decode_tokens_per_s_per_gpu": {"positive": True},
+                "tpot_s": {"non_negative": True},
+                "cold_start_s": {"non_negative": True},
+                "request_slo_s": {"positive": True},
+                "input_tokens_mean": {"positive": True},
+                "input_tokens_cv": {"non_negative": True},
+                "output_tokens_mean": {"positive": True},
+                "output_tokens_cv": {"non_negative": True},
+                "invoke_probability": {"non_negative": True, "at_most": 1.0},
+            },
+        )
+        if self.min_gpus > self.max_gpus:
+            raise ConfigError(
+                f"{owner}: min_gpus={self.min_gpus} is above max_gpus={self.max_gpus}; "
+                "set min_gpus <= max_gpus"
+            )
+
+    def replace(self, **overrides: Any) -> AgentSpec:
+        """A copy with some fields changed (validated; unknown fields are an error)."""
+        return _replace_checked(self, overrides)
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """How user tasks arrive.
+
+    ``steady`` is a Poisson process at ``task_rate_tps``. ``bursty`` is a two-state Markov-modulated
+    Poisson process whose high state runs at ``burst_peak_to_mean`` times the mean rate, with
+    exponential state durations; the low-state rate is set so that the long-run mean stays
+    ``task_rate_tps``. ``diurnal`` modulates the rate as
+    ``task_rate_tps * (1 + diurnal_amplitude * sin(2 pi t / diurnal_period_s + phase))`` with a
+    phase drawn per episode.
+    """
+
+    pattern: Pattern = "steady"
+    task_rate_tps: float = 1.0
+    """Mean task arrival rate, tasks per second."""
+    burst_peak_to_mean: float = 3.0
+    burst_mean_high_s: float = 30.0
+    burst_mean_low_s: float = 120.0
+    diurnal_period_s: float = 600.0
+    diurnal_amplitude: float = 0.6
+    aggregate_output_tokens_mean: float = 200.0
+    """Mean output tokens of the coordinator's aggregation request (log-normal)."""
+    aggregate_output_tokens_cv: float = 1.0
+
+    def __post_init__(self) -> None:
+        owner = "WorkloadSpec"
+        _check_choice(owner, "pattern", self.pattern, _PATTERNS)
+        _coerce_numbers(
+            self,
+            owner,
+            {
+                "task_rate_tps": {"positive": True},
+                "burst_peak_to_mean": {"positive": True},
+                "burst_mean_high_s": {"positive": True},
+                "burst_mean_low_s": {"positive": True},
+                "diurnal_period_s": {"positive": True},
+                "diurnal_amplitude": {"non_negative": True, "at_most": 1.0},
+                "aggregate_output_tokens_mean": {"positive": True},
+                "aggregate_output_tokens_cv": {"non_negative": True},
+            },
+        )
+        if self.burst_peak_to_mean < 1.0:
+            raise ConfigError(f"WorkloadSpec.burst_peak_to_mean must be >= 1, got {self.burst_peak_to_mean}")
+        if self.burst_low_rate_tps < 0.0:
+            high_share = self.burst_high_share
+            raise ConfigError(
+                f"WorkloadSpec: burst_peak_to_mean={self.burst_peak_to_mean} with a high-state "
+                f"share of {high_share:.3f} would need a negative low-state rate; lower "
+                f"burst_peak_to_mean to at most {1.0 / high_share:.3f} or shorten burst_mean_high_s"
+            )
+
+    @property
+    def burst_high_share(self) -> float:
+        """Long-run fraction of time spent in the high (burst) state."""
+        return self.burst_mean_high_s / (self.burst_mean_high_s + self.burst_mean_low_s)
+
+    @property
+    def burst_high_rate_tps(self) -> float:
+        """Task rate in the burst state."""
+        return self.task_rate_tps * self.burst_peak_to_mean
+
+    @property
+    def burst_low_rate_tps(self) -> float:
+        """Task rate outside bursts, chosen so the long-run mean is ``task_rate_tps``."""
+        share = self.burst_high_share
+        return (self.task_rate_tps - share * self.burst_high_rate_tps) / (1.0 - share)
+
+    def replace(self, **overrides: Any) -> WorkloadSpec:
+        """A copy with some fields changed (validated; unknown fields are an error)."""
+        return _replace_checked(self, overrides)
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """Weights that turn the step's named costs into a reward, in dollars.
+
+    ``reward = -(cost_usd + delay_usd_per_task_s * delay_task_s + slo_miss_usd * slo_misses)
+    / reward_scale_usd`` where ``reward_scale_usd`` is the price of the whole pool for one decision
+    interval, so that holding every GPU for a step costs exactly 1.
+    """
+
+    cost_weight: float = 1.0
+    """Multiplier on the dollars billed in the step."""
+    delay_usd_per_task_s: float = 0.0005
+    """Value of time: dollars charged per second a task spends in the system."""
+    slo_miss_usd: float = 0.01
+    """Dollars charged per task that finishes later than ``task_slo_s``."""
+
+    def __post_init__(self) -> None:
+        _coerce_numbers(
+            self,
+            "RewardSpec",
+            {
+                "cost_weight": {"non_negative": True},
+                "delay_usd_per_task_s": {"non_negative": True},
+                "slo_miss_usd": {"non_negative": True},
+            },
+        )
+
+    def replace(self, **overrides: Any) -> RewardSpec:
+        """A copy with some fields changed (validated; unknown fields are an error)."""
+        return _replace_checked(self, overrides)
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """A complete, validated scenario. Agent 0 is the coordinator; the rest are specialists."""
+
+    name: str
+    agents: tuple[AgentSpec, ...]
+    workload: WorkloadSpec = field(default_factory=WorkloadSpec)
+    reward: RewardSpec = field(default_factory=RewardSpec)
+    capacity_gpus: float = 16.0
+    """The platform quota: at most this many GPUs allocated at once."""
+    gpu_granularity: float = 0.125
+    """Smallest allocatable slice of a GPU (MIG-style eighths by default)."""
+    price_per_gpu_s: float = 0.001525
+    """Dollars per allocated GPU-second, billed idle or busy, loading included."""
+    decision_interval_s: float = 1.0
+    """Simulated seconds between allocation decisions."""
+    episode_length_s: float = 600.0
+    """Simulated span of an episode; it ends in truncation."""
+    keep_alive_s: float = 0.0
+    """After an agent is scaled to zero, its warm instance (min_gpus) stays loaded and billed
+    for this long; GPUs granted again within the window serve without a cold start."""
+    task_slo_s: float = 60.0
+    """End-to-end latency objective of a task."""
+    rate_window_s: float = 10.0
+    """Time constant of the exponentially weighted arrival-rate estimates in the observation."""
+
+    def __post_init__(self) -> None:
+        owner = "ScenarioConfig"
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"{owner}.name must be a non-empty string, got {self.name!r}")
+        agents = tuple(self.agents) if isinstance(self.agents, (list, tuple)) else None
+        if not agents or not all(isinstance(a, AgentSpec) for a in agents):
+            raise ConfigError(
+                f"{owner}.agents must be a non-empty sequence of AgentSpec, got {self.agents!r}"
+            )
+        object.__setattr__(self, "agents", agents)
+        if not isinstance(self.workload, WorkloadSpec):
+            raise ConfigError(f"{owner}.workload must be a WorkloadSpec, got {self.workload!r}")
+        if not isinstance(self.reward, RewardSpec):
+            raise ConfigError(f"{owner}.reward must be a RewardSpec, got {self.reward!r}")
+        _coerce_numbers(
+            self,
+            owner,
+            {
+                "capacity_gpus": {"positive": True},
+                "gpu_granularity": {"positive": True},
+                "price_per_gpu_s": {"non_negative": True},
+                "decision_interval_s": {"positive": True},
+                "episode_length_s": {"positive": True},
+                "keep_alive_s": {"non_negative": True},
+                "task_slo_s": {"positive": True},
+                "rate_window_s": {"positive": True},
+            },
+        )
+        self._check_agents(agents)
+        self._check_clock()
+
+    def _check_agents(self, agents: tuple[AgentSpec, ...]) -> None:
+        if agents[0].role != "coordinator":
+            raise ConfigError(
+                f"ScenarioConfig.agents[0] must be the coordinator, got role {agents[0].role!r} "
+                f"for agent {agents[0].name!r}; put the coordinator first"
+            )
+        extra = [a.name for a in agents[1:] if a.role == "coordinator"]
+        if extra:
+            raise ConfigError(f"only one coordinator is allowed; also found {extra}")
+        names = [a.name for a in agents]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"agent names must be unique, got {names}")
+        grain = self.gpu_granularity
+        if self.capacity_gpus < grain:
+            raise ConfigError(
+                f"capacity_gpus={self.capacity_gpus} is below gpu_granularity={grain}; raise capacity_gpus"
+            )
+        for agent in agents:
+            for name in ("min_gpus", "max_gpus"):
+                value = getattr(agent, name)
+                if abs(value / grain - round(value / grain)) > 1e-9:
+                    raise ConfigError(
+                        f"agent {agent.name!r}: {name}={value} is not a multiple of "
+                        f"gpu_granularity={grain}; round it to a multiple"
+                    )
+            if agent.min_gpus > self.capacity_gpus:
+                raise ConfigError(
+                    f"agent {agent.name!r}: min_gpus={agent.min_gpus} exceeds "
+                    f"capacity_gpus={self.capacity_gpus}; it could never be served"
+                )
+
+    def _check_clock(self) -> None:
+        if self.decision_interval_s < 1e-3:
+            raise ConfigError(f"decision_interval_s={self.decision_interval_s} is below 1 ms; use >= 0.001")
+        steps = self.episode_length_s / self.decision_interval_s
+        if steps < 1.0 or abs(steps - round(steps)) > 1e-6:
+            raise ConfigError(
+                f"episode_length_s={self.episode_length_s} must be a whole, positive number of "
+                f"decision intervals ({self.decision_interval_s} s); got {steps:.6g} intervals"
+            )
+
+    @property
+    def num_agents(self) -> int:
+        """Number of agents N."""
+        return len(self.agents)
+
+    @property
+    def episode_steps(self) -> int:
+        """Decisions per episode."""
+        return round(self.episode_length_s / self.decision_interval_s)
+
+    @property
+    def reward_scale_usd(self) -> float:
+        """Dollars of one decision interval of the whole pool (the reward's unit)."""
+        return self.capacity_gpus * self.price_per_gpu_s * self.decision_interval_s
+
+    def replace(self, **overrides: Any) -> ScenarioConfig:
+        """A copy with fields overridden.
+
+        ``workload`` and ``reward`` accept a mapping of their own fields, merged into the current
+        values. ``agents`` accepts a sequence of :class:`AgentSpec` (or mappings of all their
+        fields) replacing the agents, or a mapping ``{agent_name: {field: value}}`` changing some
+        fields of named agents. Unknown fields or agent names are an error.
+        """
+        resolved = dict(overrides)
+        if isinstance(resolved.get("workload"), Mapping):
+            resolved["workload"] = self.workload.replace(**resolved["workload"])
+        if isinstance(resolved.get("reward"), Mapping):
+            resolved["reward"] = self.reward.replace(**resolved["reward"])
+        if "agents" in resolved:
+            resolved["agents"] = self._resolve_agents(resolved["agents"])
+        return _replace_checked(self, resolved)
+
+    def _resolve_agents(self, value: Any) -> tuple[AgentSpec, ...]:
+        if isinstance(value, Mapping):
+            by_name = {a.name: a for a in self.agents}
+            unknown = sorted(set(value) - set(by_name))
+            if unknown:
+                raise ConfigError(
+                    f"unknown agent name(s) {unknown} in agents override; agents are {list(by_name)}"
+                )
+            return tuple(a.replace(**value[a.name]) if a.name in value else a for a in self.agents)
+        if isinstance(value, (list, tuple)):
+            specs = []
+            for item in value:
+                if isinstance(item, AgentSpec):
+                    specs.append(item)
+                elif isinstance(item, Mapping):
+                    try:
+                        specs.append(AgentSpec(**item))
+                    except TypeError as exc:
+                        raise ConfigError(f"invalid agent mapping {dict(item)!r}: {exc}") from exc
+                else:
+                    raise ConfigError(f"agents override items must be AgentSpec or mappings, got {item!r}")
+            return tuple(specs)
+        raise ConfigError(
+            f"agents override must be a sequence of AgentSpec or a mapping of agent name to "
+            f"field overrides, got {value!r}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (for saving with a run)."""
+        return dataclasses.asdict(self)

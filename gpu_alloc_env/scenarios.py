@@ -1,0 +1,153 @@
+"""Named scenario presets.
+
+Every parameter is justified, with its source, in ``docs/MODEL.md``. The GPU is an H100 80GB
+served in bf16; prices, cold starts and serving speeds come from the figures cited there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gpu_alloc_env.config import AgentSpec, ConfigError, ScenarioConfig, WorkloadSpec
+
+BYTES_PER_PARAM_BF16 = 2.0
+CONTAINER_START_S = 5.0
+"""Instance start with GPU drivers, before weights load (Cloud Run GPU docs: about 5 s)."""
+WEIGHT_LOAD_GB_PER_S = 5.0
+"""Weight-loading bandwidth from local NVMe (upper end of the 1.5-5 GB/s rule of thumb)."""
+
+
+def cold_start_s(
+    model_params_b: float,
+    *,
+    load_gb_per_s: float = WEIGHT_LOAD_GB_PER_S,
+    container_start_s: float = CONTAINER_START_S,
+) -> float:
+    """Cold start of a bf16 model: container start plus weight bytes over loading bandwidth."""
+    weight_gb = model_params_b * BYTES_PER_PARAM_BF16
+    return container_start_s + weight_gb / load_gb_per_s
+
+
+def paper_agents() -> tuple[AgentSpec, ...]:
+    """The four heterogeneous agents: a light coordinator and three specialists of different weight."""
+    return (
+        AgentSpec(
+            name="coordinator",
+            role="coordinator",
+            model_params_b=8.0,
+            min_gpus=0.5,
+            max_gpus=4.0,
+            priority=3.0,
+            prefill_tokens_per_s_per_gpu=25_000.0,
+            decode_tokens_per_s_per_gpu=3_000.0,
+            tpot_s=0.012,
+            cold_start_s=cold_start_s(8.0),
+            request_slo_s=10.0,
+            input_tokens_mean=1_155.0,
+            input_tokens_cv=0.53,
+            output_tokens_mean=100.0,
+            output_tokens_cv=0.8,
+        ),
+        AgentSpec(
+            name="reasoning",
+            role="specialist",
+            model_params_b=70.0,
+            min_gpus=2.0,
+            max_gpus=8.0,
+            priority=2.0,
+            prefill_tokens_per_s_per_gpu=3_300.0,
+            decode_tokens_per_s_per_gpu=305.0,
+            tpot_s=0.037,
+            cold_start_s=cold_start_s(70.0),
+            request_slo_s=50.0,
+            input_tokens_mean=1_500.0,
+            input_tokens_cv=0.5,
+            output_tokens_mean=250.0,
+            output_tokens_cv=1.0,
+            invoke_probability=0.6,
+        ),
+        AgentSpec(
+            name="code",
+            role="specialist",
+            model_params_b=32.0,
+            min_gpus=1.0,
+            max_gpus=8.0,
+            priority=2.0,
+            prefill_tokens_per_s_per_gpu=5_500.0,
+            decode_tokens_per_s_per_gpu=800.0,
+            tpot_s=0.025,
+            cold_start_s=cold_start_s(32.0),
+            request_slo_s=30.0,
+            input_tokens_mean=2_048.0,
+            input_tokens_cv=0.97,
+            output_tokens_mean=200.0,
+            output_tokens_cv=1.0,
+            invoke_probability=0.5,
+        ),
+        AgentSpec(
+            name="retrieval",
+            role="specialist",
+            model_params_b=14.0,
+            min_gpus=0.5,
+            max_gpus=4.0,
+            priority=1.0,
+            prefill_tokens_per_s_per_gpu=14_000.0,
+            decode_tokens_per_s_per_gpu=2_000.0,
+            tpot_s=0.022,
+            cold_start_s=cold_start_s(14.0),
+            request_slo_s=20.0,
+            input_tokens_mean=2_500.0,
+            input_tokens_cv=0.6,
+            output_tokens_mean=150.0,
+            output_tokens_cv=0.8,
+            invoke_probability=0.7,
+        ),
+    )
+
+
+def paper() -> ScenarioConfig:
+    """Four agents, steady Poisson tasks; loaded but not overloaded under a good allocator."""
+    return ScenarioConfig(
+        name="paper",
+        agents=paper_agents(),
+        workload=WorkloadSpec(pattern="steady", task_rate_tps=3.5),
+        capacity_gpus=12.0,
+    )
+
+
+def bursty() -> ScenarioConfig:
+    """The paper's agents under a Markov-modulated Poisson workload: 3x bursts of about 30 s."""
+    return paper().replace(
+        name="bursty",
+        workload={
+            "pattern": "bursty",
+            "burst_peak_to_mean": 3.0,
+            "burst_mean_high_s": 30.0,
+            "burst_mean_low_s": 120.0,
+        },
+    )
+
+
+def diurnal() -> ScenarioConfig:
+    """The paper's agents under a sinusoidal day (compressed to the 600 s episode), +-60%."""
+    return paper().replace(
+        name="diurnal",
+        workload={"pattern": "diurnal", "diurnal_period_s": 600.0, "diurnal_amplitude": 0.6},
+    )
+
+
+SCENARIOS: dict[str, Callable[[], ScenarioConfig]] = {
+    "paper": paper,
+    "bursty": bursty,
+    "diurnal": diurnal,
+}
+"""Preset name -> factory of its :class:`ScenarioConfig`."""
+
+
+def make_scenario(name: str = "paper", **overrides: Any) -> ScenarioConfig:
+    """The preset ``name`` with fields overridden (see :meth:`ScenarioConfig.replace`)."""
+    if name not in SCENARIOS:
+        raise ConfigError(f"unknown scenario {name!r}; choose one of {sorted(SCENARIOS)}")
+    config = SCENARIOS[name]()
+    return config.replace(**overrides) if overrides else config
