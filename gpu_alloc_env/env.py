@@ -1,0 +1,248 @@
+"""The Gymnasium environment: a thin adapter over a batch-of-one :class:`BatchSimulator`."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from numpy.typing import NDArray
+
+from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.core.allocation import REPAIR_KINDS
+from gpu_alloc_env.core.metrics import episode_metrics
+from gpu_alloc_env.core.simulator import BatchSimulator, StepStats
+from gpu_alloc_env.observation import ObservationLayout
+from gpu_alloc_env.render import render_ansi, render_rgb
+from gpu_alloc_env.scenarios import make_scenario
+
+ObsType = NDArray[np.float32]
+ActType = NDArray[np.floating]
+
+REWARD_COMPONENTS: tuple[str, ...] = ("cost", "delay", "slo")
+"""Names of the reward components in ``info["reward_components"]``; they sum to the reward."""
+
+
+def resolve_scenario(scenario: str | ScenarioConfig, overrides: dict[str, Any]) -> ScenarioConfig:
+    """A preset name or a config, with ``overrides`` applied (validated)."""
+    if isinstance(scenario, ScenarioConfig):
+        return scenario.replace(**overrides) if overrides else scenario
+    if isinstance(scenario, str):
+        return make_scenario(scenario, **overrides)
+    raise TypeError(
+        f"scenario must be a preset name or a ScenarioConfig, got {scenario!r} of type "
+        f"{type(scenario).__name__}"
+    )
+
+
+class GpuAllocEnv(gym.Env[ObsType, ActType]):
+    """Allocate serverless GPUs among the agents of an LLM multi-agent system.
+
+    ## Description
+    A coordinator LLM plans each user task, fans it out to the specialist LLMs it needs and
+    aggregates their answers; every agent is a model served on its own serverless GPUs. Every
+    ``decision_interval_s`` simulated seconds the agent decides how many GPUs each LLM agent holds.
+    GPUs newly granted to an agent load its weights first (a cold start, billed); every allocated
+    GPU-second is billed; an agent below its ``min_gpus`` cannot serve. Requests carry token
+    counts; latencies are measured per request and end to end per task. The physics and every
+    parameter are documented in ``docs/MODEL.md``.
+
+    ## Action Space
+    ``Box(0, max_gpus, (N,), float32)``: the GPUs desired for each agent, in agent order (agent 0
+    is the coordinator). Any finite action is made feasible: clipped to ``[0, max_gpus]``, rounded to
+    ``gpu_granularity``, raised to ``min_gpus`` from at least half of it and dropped to 0 below, and,
+    if the total exceeds ``capacity_gpus``, cut (minimums kept in priority order, the rest shared in
+    proportion to what was asked above them). ``info["repairs"]`` says which agents each repair
+    touched; ``info["action_repair_gpus"]`` is the L1 distance from the request. An action of the
+    wrong shape, or with NaN or infinity, raises ``ValueError``.
+
+    ## Observation Space
+    ``Box(low, high, (12 N + 5,), float32)``, twelve features per agent then five global ones;
+    unbounded counts are squashed as ``x / (x + scale)`` (invertible:
+    :meth:`ObservationLayout.decode` reads them back in natural units).
+
+    | Index          | Observation                                                   | Min | Max |
+    |----------------|---------------------------------------------------------------|-----|-----|
+    | 12 n + 0       | requests queued or in service, scale 10                       | 0   | 1   |
+    | 12 n + 1       | queued work in GPU-seconds, scale ``max_gpus``                | 0   | 1   |
+    | 12 n + 2       | demand: recent work arrival rate in GPUs, scale ``max_gpus``  | 0   | 1   |
+    | 12 n + 3       | recent request arrival rate, scale 1 request/s                | 0   | 1   |
+    | 12 n + 4       | allocated GPUs / capacity                                     | 0   | 1   |
+    | 12 n + 5       | warm GPUs / capacity                                          | 0   | 1   |
+    | 12 n + 6       | loading GPUs (cold start under way) / capacity                | 0   | 1   |
+    | 12 n + 7       | kept-alive GPUs / capacity                                    | 0   | 1   |
+    | 12 n + 8       | ``min_gpus`` / capacity                                       | 0   | 1   |
+    | 12 n + 9       | ``max_gpus`` / capacity                                       | 0   | 1   |
+    | 12 n + 10      | priority / largest priority                                   | 0   | 1   |
+    | 12 n + 11      | SLO pressure: oldest request's age / ``request_slo_s``, scale 1 | 0 | 1   |
+    | 12 N + 0       | free GPUs / capacity                                          | 0   | 1   |
+    | 12 N + 1       | episode progress                                              | 0   | 1   |
+    | 12 N + 2, + 3  | sin, cos of the diurnal phase (0 for other workloads)         | -1  | 1   |
+    | 12 N + 4       | tasks in flight, scale 100                                    | 0   | 1   |
+
+    "Recent" rates are exponentially weighted with time constant ``rate_window_s``.
+
+    ## Rewards
+    The negative of the interval's dollar cost, in units of the price of the whole pool for one
+    interval, as three named components (``info["reward_components"]``):
+    ``cost`` = -``cost_weight`` x dollars billed; ``delay`` = -``delay_usd_per_task_s`` x task-seconds
+    spent in the system during the interval; ``slo`` = -``slo_miss_usd`` x tasks completed later
+    than ``task_slo_s``.
+
+    ## Starting State
+    Every agent scaled to zero, queues empty; the workload (arrivals, which specialists each task
+    calls, token counts) is drawn from the seed and does not depend on the actions.
+
+    ## Episode End
+    Truncation after ``episode_length_s`` simulated seconds (``episode_length_s /
+    decision_interval_s`` steps). There is no termination. The final step's
+    ``info["episode_metrics"]`` holds the episode's metrics.
+
+    ## Info
+    Every step: ``reward_components``, ``metrics`` (the interval's additive quantities: tasks
+    arrived, completed and in flight, the sum of completed tasks' latencies, SLO misses, delay,
+    requests and output tokens completed, dollars, busy and billed GPU-seconds, allocated share of
+    capacity, cold starts, queue lengths; ratios are left to the episode metrics so that no step
+    reports NaN), ``allocation_gpus`` (the feasible allocation applied), ``requested_gpus``,
+    ``repairs`` and ``action_repair_gpus``.
+
+    ## Arguments
+    | Argument        | Default   | Meaning                                                   |
+    |-----------------|-----------|-----------------------------------------------------------|
+    | ``scenario``    | "paper"   | preset (``paper``, ``bursty``, ``diurnal``) or a config   |
+    | ``render_mode`` | None      | ``"ansi"`` (text table) or ``"rgb_array"`` (picture)      |
+    | ``**overrides`` |           | ``ScenarioConfig`` fields; ``workload``, ``reward`` and   |
+    |                 |           | ``agents`` also take mappings of their own fields         |
+
+    ```python
+    import gymnasium as gym
+    import gpu_alloc_env  # registers the environments
+    env = gym.make("GpuAlloc-v0", capacity_gpus=16, workload={"task_rate_tps": 4.0})
+    ```
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
+
+    def __init__(
+        self,
+        scenario: str | ScenarioConfig = "paper",
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported; use one of "
+                f"{self.metadata['render_modes']} or None"
+            )
+        self.config = resolve_scenario(scenario, overrides)
+        self.render_mode = render_mode
+        self.sim = BatchSimulator(self.config, batch_size=1)
+        self.layout = ObservationLayout(self.config)
+        n = self.config.num_agents
+        max_gpus = np.array([a.max_gpus for a in self.config.agents], dtype=np.float32)
+        self.action_space = spaces.Box(low=np.zeros(n, np.float32), high=max_gpus, dtype=np.float32)
+        low, high = self.layout.bounds()
+        self.observation_space = spaces.Box(low=low, high=high, dtype=np.float32)
+        self._history: deque[NDArray[np.float64]] = deque(maxlen=392)
+        self._reset_done = False
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[ObsType, dict[str, Any]]:
+        """Start an episode with every agent scaled to zero; ``seed`` fixes the workload."""
+        super().reset(seed=seed)
+        self.sim.reset_env(0, self.np_random)
+        self._history.clear()
+        self._reset_done = True
+        return self.layout.encode(self.sim)[0], {"time_s": 0.0}
+
+    def _validate_action(self, action: ActType) -> NDArray[np.float64]:
+        array = np.asarray(action, dtype=np.float64)
+        n = self.config.num_agents
+        if array.shape != (n,):
+            raise ValueError(
+                f"action has shape {array.shape}, expected ({n},): one desired GPU count per agent "
+                f"{[a.name for a in self.config.agents]}"
+            )
+        if not np.all(np.isfinite(array)):
+            raise ValueError(
+                f"action {array.tolist()} contains NaN or infinity; pass finite GPU counts "
+                "(check the policy's output)"
+            )
+        return array
+
+    def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Apply the desired allocation for one decision interval."""
+        if not self._reset_done:
+            raise RuntimeError("call reset() before step()")
+        desired = self._validate_action(action)
+        stats = self.sim.step(desired[None, :])
+        components = self._reward_components(stats)
+        reward = float(sum(components.values()))
+        truncated = bool(self.sim.done[0])
+        info = self._step_info(stats, desired, components)
+        if truncated:
+            info["episode_metrics"] = episode_metrics(self.sim, 0)
+            self._reset_done = False
+        if self.render_mode == "rgb_array":
+            self._history.append(stats.alloc_slices[0] * self.config.gpu_granularity)
+        return self.layout.encode(self.sim)[0], reward, False, truncated, info
+
+    def _reward_components(self, stats: StepStats) -> dict[str, float]:
+        weights = self.config.reward
+        scale = self.config.reward_scale_usd
+        return {
+            "cost": -weights.cost_weight * float(stats.cost_usd[0]) / scale,
+            "delay": -weights.delay_usd_per_task_s * float(stats.delay_task_s[0]) / scale,
+            "slo": -weights.slo_miss_usd * float(stats.slo_misses[0]) / scale,
+        }
+
+    def _step_info(
+        self, stats: StepStats, desired: NDArray[np.float64], components: dict[str, float]
+    ) -> dict[str, Any]:
+        completed = int(stats.tasks_completed[0])
+        alloc_gpu_s = float(stats.alloc_gpu_s[0].sum())
+        metrics = {
+            "time_s": float(self.sim.time_s[0]),
+            "tasks_arrived": int(stats.tasks_arrived[0]),
+            "tasks_completed": completed,
+            "tasks_in_flight": int(self.sim.tasks_in_flight[0]),
+            "task_latency_sum_s": float(stats.task_latency_sum_s[0]),
+            "slo_misses": int(stats.slo_misses[0]),
+            "delay_task_s": float(stats.delay_task_s[0]),
+            "requests_completed": int(stats.requests_completed[0].sum()),
+            "output_tokens": float(stats.output_tokens[0]),
+            "cost_usd": float(stats.cost_usd[0]),
+            "busy_gpu_s": float(stats.busy_gpu_s[0].sum()),
+            "alloc_gpu_s": alloc_gpu_s,
+            "allocated_share": alloc_gpu_s / (self.config.capacity_gpus * self.config.decision_interval_s),
+            "cold_starts": int(stats.cold_starts[0].sum()),
+            "queue_requests": self.sim.queues.length[0].copy(),
+        }
+        return {
+            "reward_components": components,
+            "metrics": metrics,
+            "allocation_gpus": stats.alloc_slices[0] * self.config.gpu_granularity,
+            "requested_gpus": desired,
+            "repairs": {kind: stats.repairs[kind][0].copy() for kind in REPAIR_KINDS},
+            "action_repair_gpus": float(stats.repair_gpus[0]),
+        }
+
+    def render(self) -> str | NDArray[np.uint8] | None:
+        """The current state as a text table (``ansi``) or a picture (``rgb_array``)."""
+        if self.render_mode is None:
+            gym.logger.warn(
+                "render() called without a render_mode; pass render_mode='ansi' or 'rgb_array' "
+                "to the constructor or gym.make"
+            )
+            return None
+        if not any(stream is not None for stream in self.sim.streams):
+            raise RuntimeError("call reset() before render()")
+        if self.render_mode == "ansi":
+            return render_ansi(self.sim, 0)
+        return render_rgb(self.sim, list(self._history), 0)
