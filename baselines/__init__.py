@@ -1,0 +1,39 @@
+"""Fixed allocation policies, each with Stable-Baselines3's ``predict`` interface.
+
+| name          | class                | rule                                                       |
+|---------------|----------------------|------------------------------------------------------------|
+| ``static``    | :class:`StaticEqualPolicy` | ``capacity_gpus / N`` to every agent, always          |
+| ``round_robin`` | :class:`RoundRobinPolicy` | the whole pool to one agent per quantum, in turn      |
+| ``adaptive``  | :class:`AdaptivePolicy` | minimums first, the rest by priority x demand, capped at need |
+"""
+
+from collections.abc import Callable
+
+from baselines.adaptive import AdaptivePolicy
+from baselines.round_robin import RoundRobinPolicy
+from baselines.static import StaticEqualPolicy
+from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.policy import FixedPolicy
+
+BASELINES: dict[str, Callable[[ScenarioConfig], FixedPolicy]] = {
+    "static": StaticEqualPolicy,
+    "round_robin": RoundRobinPolicy,
+    "adaptive": AdaptivePolicy,
+}
+"""Baseline name -> constructor taking the scenario config."""
+
+
+def make_baseline(name: str, config: ScenarioConfig) -> FixedPolicy:
+    """The baseline ``name`` for scenario ``config``."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
+    return BASELINES[name](config)
+
+
+__all__ = [
+    "BASELINES",
+    "AdaptivePolicy",
+    "RoundRobinPolicy",
+    "StaticEqualPolicy",
+    "make_baseline",
+]

@@ -1,0 +1,72 @@
+"""The one interface every policy shares, fixed or learned.
+
+It is Stable-Baselines3's ``predict``, so ``stable_baselines3.common.evaluation.evaluate_policy``
+and this project's harness score a hand-written heuristic and a trained model with the same code.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.observation import DecodedObservation, ObservationLayout
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Anything with Stable-Baselines3's ``predict``."""
+
+    def predict(
+        self,
+        observation: NDArray[np.floating],
+        state: tuple[NDArray[Any], ...] | None = None,
+        episode_start: NDArray[np.bool_] | None = None,
+        deterministic: bool = True,
+    ) -> tuple[NDArray[np.float32], tuple[NDArray[Any], ...] | None]:
+        """Action(s) for an observation (D,) or a batch of observations (B, D)."""
+        ...
+
+
+class FixedPolicy(ABC):
+    """A stateless policy that reads the observation in natural units.
+
+    Subclasses implement :meth:`allocate`; ``predict`` handles single and batched observations.
+
+    Args:
+        config: the scenario of the environment the policy acts in (for the observation layout and
+            the agents' limits).
+    """
+
+    name: str = "fixed"
+
+    def __init__(self, config: ScenarioConfig) -> None:
+        self.config = config
+        self.layout = ObservationLayout(config)
+        self.capacity_gpus = config.capacity_gpus
+        self.grain_gpus = config.gpu_granularity
+        self.min_gpus = np.array([a.min_gpus for a in config.agents])
+        self.max_gpus = np.array([a.max_gpus for a in config.agents])
+        self.priority = np.array([a.priority for a in config.agents])
+
+    @abstractmethod
+    def allocate(self, obs: DecodedObservation) -> NDArray[np.float64]:
+        """(B, N) desired GPUs for a batch of decoded observations."""
+
+    def predict(
+        self,
+        observation: NDArray[np.floating],
+        state: tuple[NDArray[Any], ...] | None = None,
+        episode_start: NDArray[np.bool_] | None = None,
+        deterministic: bool = True,
+    ) -> tuple[NDArray[np.float32], tuple[NDArray[Any], ...] | None]:
+        """Desired GPUs per agent: (N,) for one observation, (B, N) for a batch."""
+        obs = np.asarray(observation)
+        action = self.allocate(self.layout.decode(obs)).astype(np.float32)
+        return (action[0] if obs.ndim == 1 else action), state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scenario={self.config.name!r})"
