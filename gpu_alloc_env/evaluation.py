@@ -1,0 +1,143 @@
+"""One evaluation harness for every policy: the same seeds, the same episodes, the same metrics."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.core.metrics import EPISODE_METRICS
+from gpu_alloc_env.env import GpuAllocEnv
+from gpu_alloc_env.policy import Policy
+from gpu_alloc_env.stats import mean_ci95
+
+CSV_COLUMNS: tuple[str, ...] = ("policy", "seed", "episode_return", "episode_steps", *EPISODE_METRICS)
+"""Columns of ``episodes.csv``, in order."""
+
+SUMMARY_METRICS: tuple[str, ...] = (
+    "task_latency_mean_s",
+    "task_latency_p95_s",
+    "task_latency_p99_s",
+    "throughput_tasks_per_s",
+    "cost_per_1k_tasks_usd",
+    "gpu_utilization",
+    "slo_attainment",
+    "cold_starts",
+    "episode_return",
+)
+"""Metrics shown in ``summary.md``."""
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One policy's episode on one seed."""
+
+    policy: str
+    seed: int
+    episode_return: float
+    episode_steps: int
+    metrics: dict[str, Any]
+
+    def row(self) -> dict[str, Any]:
+        """The CSV row: :data:`CSV_COLUMNS` mapped to values."""
+        row: dict[str, Any] = {
+            "policy": self.policy,
+            "seed": self.seed,
+            "episode_return": self.episode_return,
+            "episode_steps": self.episode_steps,
+        }
+        row.update({key: self.metrics[key] for key in EPISODE_METRICS})
+        return row
+
+    def value(self, metric: str) -> float:
+        """A scalar metric by name (``episode_return`` included)."""
+        if metric == "episode_return":
+            return self.episode_return
+        return float(self.metrics[metric])
+
+
+def run_episode(env: GpuAllocEnv, policy: Policy, seed: int, name: str) -> EpisodeResult:
+    """Run one whole episode of ``policy`` (deterministic actions) on ``env`` seeded with ``seed``."""
+    obs, _ = env.reset(seed=seed)
+    total = 0.0
+    steps = 0
+    while True:
+        action, _ = policy.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total += float(reward)
+        steps += 1
+        if terminated or truncated:
+            return EpisodeResult(name, seed, total, steps, info["episode_metrics"])
+
+
+def evaluate_policies(
+    policies: Mapping[str, Policy],
+    config: ScenarioConfig,
+    seeds: Sequence[int],
+) -> list[EpisodeResult]:
+    """Every policy on every seed of ``config``: the workload of a seed is the same for all."""
+    if not seeds:
+        raise ValueError("seeds is empty; pass at least one seed")
+    results = []
+    for name, policy in policies.items():
+        env = GpuAllocEnv(config)
+        for seed in seeds:
+            results.append(run_episode(env, policy, int(seed), name))
+    return results
+
+
+def write_episodes_csv(results: Iterable[EpisodeResult], path: Path) -> None:
+    """Write one row per policy and seed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(CSV_COLUMNS))
+        writer.writeheader()
+        for result in results:
+            writer.writerow(result.row())
+
+
+def _format(mean: float, low: float, high: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    digits = 3 if abs(mean) < 10 else 1
+    return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
+
+
+def summary_table(results: Sequence[EpisodeResult], metrics: Sequence[str] = SUMMARY_METRICS) -> str:
+    """A Markdown table: per policy, the mean and 95% half-width of each metric across seeds."""
+    policies = list(dict.fromkeys(r.policy for r in results))
+    header = "| policy | episodes | " + " | ".join(metrics) + " |"
+    lines = [header, "|" + "---|" * (len(metrics) + 2)]
+    for policy in policies:
+        mine = [r for r in results if r.policy == policy]
+        cells = [_format(*mean_ci95([r.value(m) for r in mine])) for m in metrics]
+        lines.append(f"| {policy} | {len(mine)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_ratio(
+    results: Sequence[EpisodeResult], metric: str, numerator: str, denominator: str
+) -> tuple[float, float, float]:
+    """Mean and 95% interval of ``metric``'s per-seed ratio ``numerator / denominator``."""
+    by_seed = {(r.policy, r.seed): r.value(metric) for r in results}
+    seeds = sorted({r.seed for r in results})
+    ratios = [
+        by_seed[(numerator, s)] / by_seed[(denominator, s)]
+        for s in seeds
+        if (numerator, s) in by_seed and (denominator, s) in by_seed and by_seed[(denominator, s)]
+    ]
+    return mean_ci95(ratios)
+
+
+def policy_means(results: Sequence[EpisodeResult], metric: str) -> dict[str, float]:
+    """Mean of ``metric`` per policy."""
+    out: dict[str, list[float]] = {}
+    for r in results:
+        out.setdefault(r.policy, []).append(r.value(metric))
+    return {p: float(np.nanmean(v)) for p, v in out.items()}

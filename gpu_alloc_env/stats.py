@@ -1,0 +1,78 @@
+"""Small-sample statistics for result tables: means with Student-t 95% confidence intervals."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+# Two-sided 95% critical values of Student's t, t_{0.975, df}, for df = 1..30.
+_T_975 = (
+    12.7062,
+    4.3027,
+    3.1824,
+    2.7764,
+    2.5706,
+    2.4469,
+    2.3646,
+    2.3060,
+    2.2622,
+    2.2281,
+    2.2010,
+    2.1788,
+    2.1604,
+    2.1448,
+    2.1314,
+    2.1199,
+    2.1098,
+    2.1009,
+    2.0930,
+    2.0860,
+    2.0796,
+    2.0739,
+    2.0687,
+    2.0639,
+    2.0595,
+    2.0555,
+    2.0518,
+    2.0484,
+    2.0452,
+    2.0423,
+)
+_T_975_LARGE = ((40, 2.0211), (60, 2.0003), (120, 1.9799))
+_Z_975 = 1.959964
+
+
+def t_critical_975(df: int) -> float:
+    """Two-sided 95% critical value of Student's t with ``df`` degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(_T_975):
+        return _T_975[df - 1]
+    previous_df, previous_t = len(_T_975), _T_975[-1]
+    for next_df, next_t in _T_975_LARGE:
+        if df <= next_df:
+            # Interpolate linearly in 1/df, which is how t quantiles behave for large df.
+            w = (1.0 / previous_df - 1.0 / df) / (1.0 / previous_df - 1.0 / next_df)
+            return previous_t + w * (next_t - previous_t)
+        previous_df, previous_t = next_df, next_t
+    w = (1.0 / previous_df - 1.0 / df) / (1.0 / previous_df)
+    return previous_t + w * (_Z_975 - previous_t)
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, low, high) of the Student-t 95% interval of the mean; NaNs are ignored.
+
+    With a single finite value the interval is that value's point (no spread is known); with none,
+    all three are NaN.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    array = array[np.isfinite(array)]
+    if array.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(array.mean())
+    if array.size == 1:
+        return mean, mean, mean
+    half = t_critical_975(array.size - 1) * float(array.std(ddof=1)) / math.sqrt(array.size)
+    return mean, mean - half, mean + half

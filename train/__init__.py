@@ -1,0 +1,1 @@
+"""Scripts behind the ``gpu-alloc`` command: comparisons of allocation policies."""
