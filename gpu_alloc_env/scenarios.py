@@ -137,6 +137,37 @@ def diurnal() -> ScenarioConfig:
     )
 
 
+def fleet(num_agents: int = 64) -> ScenarioConfig:
+    """The paper's system scaled out: one coordinator and ``num_agents - 1`` specialists.
+
+    Specialists cycle through the paper's three kinds; each kind's load per specialist, and the
+    capacity per agent, stay those of ``paper``: the task rate and the capacity grow with the number
+    of specialists, and so does the coordinator's ``max_gpus``. Used to measure how the simulator
+    and the baselines scale with N.
+    """
+    if not isinstance(num_agents, int) or num_agents < 2:
+        raise ConfigError(f"fleet needs an int num_agents >= 2, got {num_agents!r}")
+    base = paper()
+    coordinator, *kinds = base.agents
+    specialists = num_agents - 1
+    scale = specialists / len(kinds)
+    agents = [coordinator.replace(max_gpus=float(max(coordinator.max_gpus, round(4.0 * scale))))]
+    for i in range(specialists):
+        kind = kinds[i % len(kinds)]
+        agents.append(
+            kind.replace(
+                name=f"{kind.name}-{i}",
+                invoke_probability=min(1.0, kind.invoke_probability / scale),
+            )
+        )
+    return base.replace(
+        name=f"fleet{num_agents}",
+        agents=tuple(agents),
+        capacity_gpus=float(round(base.capacity_gpus * max(scale, 1.0))),
+        workload={"task_rate_tps": base.workload.task_rate_tps * scale},
+    )
+
+
 SCENARIOS: dict[str, Callable[[], ScenarioConfig]] = {
     "paper": paper,
     "bursty": bursty,

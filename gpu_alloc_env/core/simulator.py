@@ -85,7 +85,8 @@ class EpisodeTotals:
     cold_starts: IntArray = field(init=False)
     output_tokens: FloatArray = field(init=False)
     repair_gpus: FloatArray = field(init=False)
-    request_latency_s: list[list[list[FloatArray]]] = field(init=False)
+    request_log: list[list[tuple[IntArray, FloatArray]]] = field(init=False)
+    """Per environment, chunks of (agent index, latency) of completed requests."""
 
     def __post_init__(self) -> None:
         b, n = self.batch_size, self.num_agents
@@ -96,7 +97,7 @@ class EpisodeTotals:
         self.cold_starts = np.zeros((b, n), dtype=np.int64)
         self.output_tokens = np.zeros(b)
         self.repair_gpus = np.zeros(b)
-        self.request_latency_s = [[[] for _ in range(n)] for _ in range(b)]
+        self.request_log = [[] for _ in range(b)]
 
     def clear(self, env: int) -> None:
         """Zero environment ``env``'s totals."""
@@ -107,7 +108,27 @@ class EpisodeTotals:
         self.cold_starts[env] = 0
         self.output_tokens[env] = 0.0
         self.repair_gpus[env] = 0.0
-        self.request_latency_s[env] = [[] for _ in range(self.num_agents)]
+        self.request_log[env] = []
+
+    def log_requests(self, env: IntArray, agent: IntArray, latency_s: FloatArray) -> None:
+        """Record completed requests' latencies."""
+        if self.batch_size == 1:
+            self.request_log[0].append((agent, latency_s))
+            return
+        for e in np.unique(env):
+            mine = env == e
+            self.request_log[e].append((agent[mine], latency_s[mine]))
+
+    def request_latencies(self, env: int) -> list[FloatArray]:
+        """Per agent, the latencies of environment ``env``'s completed requests, in completion order."""
+        log = self.request_log[env]
+        if not log:
+            return [np.zeros(0) for _ in range(self.num_agents)]
+        agent = np.concatenate([chunk[0] for chunk in log])
+        latency = np.concatenate([chunk[1] for chunk in log])
+        order = np.argsort(agent, kind="stable")
+        bounds = np.searchsorted(agent[order], np.arange(1, self.num_agents))
+        return np.split(latency[order], bounds)
 
     def add(self, stats: StepStats) -> None:
         """Accumulate one interval."""
@@ -150,7 +171,7 @@ class BatchSimulator:
         self._ewma_alpha = -math.expm1(-self.dt_s / config.rate_window_s)
 
         self.queues = RequestQueues(batch_size, n)
-        self.tasks = TaskTable(batch_size, n)
+        self.tasks = TaskTable(batch_size)
         self.totals = EpisodeTotals(batch_size, n)
         self.step_count: IntArray = np.zeros(batch_size, dtype=np.int64)
         self.alloc_slices = np.zeros((batch_size, n), dtype=np.int64)
@@ -186,9 +207,7 @@ class BatchSimulator:
 
     def queued_work_gpu_s(self) -> FloatArray:
         """(B, N) remaining work queued at each agent, GPU-seconds."""
-        live = np.arange(self.queues.capacity) < self.queues.length[:, :, None]
-        work: FloatArray = np.where(live, self.queues.work_gpu_s, 0.0).sum(axis=2)
-        return work
+        return self.queues.queued_work_gpu_s()
 
     def oldest_wait_s(self) -> FloatArray:
         """(B, N) age of the oldest request at each agent (0 when empty)."""
@@ -327,84 +346,94 @@ class BatchSimulator:
     # ------------------------------------------------------------------ serving
     def _capacity_gpus(self) -> FloatArray:
         serving = self.warm_slices >= self.limits.min_slices
-        return np.where(serving, self.warm_slices * self.grain_gpus, 0.0)
+        capacity: FloatArray = np.where(serving, self.warm_slices * self.grain_gpus, 0.0)
+        return capacity
 
     def _request_cost(
-        self, agent: int, input_tokens: FloatArray, output_tokens: FloatArray
+        self, agent: IntArray, input_tokens: FloatArray, output_tokens: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
-        """(work GPU-seconds, latency floor seconds) of requests to ``agent``."""
+        """(work GPU-seconds, latency floor seconds) of requests to agents ``agent``."""
         prefill = self.prefill_tps[agent]
         work = input_tokens / prefill + output_tokens / self.decode_tps[agent]
         floor = input_tokens / (prefill * self.min_gpus[agent]) + output_tokens * self.tpot_s[agent]
         return work, floor
 
+    def _enqueue(
+        self,
+        env: IntArray,
+        agent: IntArray,
+        arrival_s: FloatArray,
+        task: IntArray,
+        input_tokens: FloatArray,
+        output_tokens: FloatArray,
+        kind: int,
+        arrivals: tuple[FloatArray, FloatArray],
+    ) -> None:
+        """Queue requests and count them, and their work, in ``arrivals`` (requests, work)."""
+        work, floor = self._request_cost(agent, input_tokens, output_tokens)
+        self.queues.append(env, agent, arrival_s, work, floor, output_tokens, task, kind)
+        np.add.at(arrivals[0], (env, agent), 1.0)
+        np.add.at(arrivals[1], (env, agent), work)
+
     def _serve_interval(self, t0: FloatArray, t1: FloatArray, stats: StepStats) -> None:
+        b, n = self.batch_size, self.num_agents
+        coordinator, specialists = slice(0, 1), slice(1, n)
         capacity = self._capacity_gpus()
-        arrivals_req = np.zeros((self.batch_size, self.num_agents))
-        arrivals_work = np.zeros((self.batch_size, self.num_agents))
+        arrivals = (np.zeros((b, n)), np.zeros((b, n)))
 
         env, index, arrival = self._admit_tasks(t0, t1, stats)
         if env.size:
-            tokens_in = self.tasks.input_tokens[env, index, 0]
-            tokens_out = self.tasks.output_tokens[env, index, 0]
-            work, floor = self._request_cost(0, tokens_in, tokens_out)
-            self.queues.append(0, env, arrival, work, floor, index, KIND_PLAN)
-            np.add.at(arrivals_req[:, 0], env, 1.0)
-            np.add.at(arrivals_work[:, 0], env, work)
-
-        busy, coordinator_free = self.queues.serve(0, t0, t1, capacity[:, 0], t0.copy())
-        stats.busy_gpu_s[:, 0] += busy
-        rows, task, done_s, kind, _ = self._collect(0, t1, stats)
+            zeros = np.zeros_like(env)
+            self._enqueue(
+                env,
+                zeros,
+                arrival,
+                index,
+                self.tasks.plan_input_tokens[env, index],
+                self.tasks.plan_output_tokens[env, index],
+                KIND_PLAN,
+                arrivals,
+            )
+        busy, coordinator_free = self.queues.serve(
+            coordinator, t0, t1, capacity[:, coordinator], t0[:, None].copy()
+        )
+        stats.busy_gpu_s[:, coordinator] += busy
+        rows, _, task, done_s, kind, _ = self._collect(coordinator, 0, t1, stats)
         plans = kind == KIND_PLAN
         direct = plans & (self.tasks.pending[rows, task] == 0)
-        self._finish_tasks(rows[direct], task[direct], done_s[direct], t1, stats)
-        self._finish_tasks(
-            rows[kind == KIND_AGGREGATE],
-            task[kind == KIND_AGGREGATE],
-            done_s[kind == KIND_AGGREGATE],
-            t1,
-            stats,
-        )
-        planned = plans & ~direct
-        p_rows, p_task, p_done = rows[planned], task[planned], done_s[planned]
+        finished = direct | (kind == KIND_AGGREGATE)
+        self._finish_tasks(rows[finished], task[finished], done_s[finished], t1, stats)
 
-        answered_rows: list[IntArray] = []
-        answered_task: list[IntArray] = []
-        for agent in range(1, self.num_agents):
+        if n > 1:
+            planned = plans & ~direct
+            p_rows, p_task, p_done = rows[planned], task[planned], done_s[planned]
             if p_rows.size:
-                called = self.tasks.calls[p_rows, p_task, agent]
-                e, k = p_rows[called], p_task[called]
-                if e.size:
-                    work, floor = self._request_cost(
-                        agent, self.tasks.input_tokens[e, k, agent], self.tasks.output_tokens[e, k, agent]
-                    )
-                    self.queues.append(agent, e, p_done[called], work, floor, k, KIND_SPECIALIST)
-                    np.add.at(arrivals_req[:, agent], e, 1.0)
-                    np.add.at(arrivals_work[:, agent], e, work)
-            busy, _ = self.queues.serve(agent, t0, t1, capacity[:, agent], t0.copy())
-            stats.busy_gpu_s[:, agent] += busy
-            s_rows, s_task, s_done, _, s_out = self._collect(agent, t1, stats)
+                e, k, call = self.tasks.expand_calls(p_rows, p_task)
+                self._enqueue(
+                    e,
+                    self.tasks.call_agent[e, call],
+                    np.repeat(p_done, self.tasks.call_count[p_rows, p_task]),
+                    k,
+                    self.tasks.call_input_tokens[e, call],
+                    self.tasks.call_output_tokens[e, call],
+                    KIND_SPECIALIST,
+                    arrivals,
+                )
+            busy, _ = self.queues.serve(
+                specialists, t0, t1, capacity[:, specialists], np.repeat(t0[:, None], n - 1, axis=1)
+            )
+            stats.busy_gpu_s[:, specialists] += busy
+            s_rows, _, s_task, s_done, _, s_out = self._collect(specialists, 1, t1, stats)
             if s_rows.size:
                 np.subtract.at(self.tasks.pending, (s_rows, s_task), 1)
                 np.maximum.at(self.tasks.specialists_done_s, (s_rows, s_task), s_done)
                 np.add.at(self.tasks.aggregate_input_tokens, (s_rows, s_task), s_out)
-                answered_rows.append(s_rows)
-                answered_task.append(s_task)
-
-        if answered_rows:
-            self._send_aggregations(
-                np.concatenate(answered_rows),
-                np.concatenate(answered_task),
-                t0,
-                t1,
-                capacity[:, 0],
-                coordinator_free,
-                arrivals_req,
-                arrivals_work,
-                stats,
-            )
-        self.arrival_rps += self._ewma_alpha * (arrivals_req / self.dt_s - self.arrival_rps)
-        self.arrival_work_gpu += self._ewma_alpha * (arrivals_work / self.dt_s - self.arrival_work_gpu)
+                self._send_aggregations(
+                    s_rows, s_task, t0, t1, capacity[:, coordinator], coordinator_free, arrivals, stats
+                )
+        alpha = self._ewma_alpha
+        self.arrival_rps += alpha * (arrivals[0] / self.dt_s - self.arrival_rps)
+        self.arrival_work_gpu += alpha * (arrivals[1] / self.dt_s - self.arrival_work_gpu)
 
     def _send_aggregations(
         self,
@@ -414,27 +443,32 @@ class BatchSimulator:
         t1: FloatArray,
         capacity: FloatArray,
         coordinator_free: FloatArray,
-        arrivals_req: FloatArray,
-        arrivals_work: FloatArray,
+        arrivals: tuple[FloatArray, FloatArray],
         stats: StepStats,
     ) -> None:
-        key = np.unique(rows * self.tasks.capacity + task)
-        rows, task = key // self.tasks.capacity, key % self.tasks.capacity
+        """Queue the aggregations of tasks whose last specialist answered, and serve them."""
+        width = self.tasks.capacity
+        key = np.unique(rows * width + task)
+        rows, task = key // width, key % width
         ready = self.tasks.pending[rows, task] == 0
         rows, task = rows[ready], task[ready]
         if not rows.size:
             return
-        arrival = self.tasks.specialists_done_s[rows, task]
-        work, floor = self._request_cost(
-            0, self.tasks.aggregate_input_tokens[rows, task], self.tasks.aggregate_output_tokens[rows, task]
+        first_new = self.queues.length[:, 0:1].copy()
+        self._enqueue(
+            rows,
+            np.zeros_like(rows),
+            self.tasks.specialists_done_s[rows, task],
+            task,
+            self.tasks.aggregate_input_tokens[rows, task],
+            self.tasks.aggregate_output_tokens[rows, task],
+            KIND_AGGREGATE,
+            arrivals,
         )
-        first_new = self.queues.length[:, 0].copy()
-        self.queues.append(0, rows, arrival, work, floor, task, KIND_AGGREGATE)
-        np.add.at(arrivals_req[:, 0], rows, 1.0)
-        np.add.at(arrivals_work[:, 0], rows, work)
-        busy, _ = self.queues.serve(0, t0, t1, capacity, coordinator_free, first_new)
-        stats.busy_gpu_s[:, 0] += busy
-        a_rows, a_task, a_done, _, _ = self._collect(0, t1, stats)
+        coordinator = slice(0, 1)
+        busy, _ = self.queues.serve(coordinator, t0, t1, capacity, coordinator_free, first_new)
+        stats.busy_gpu_s[:, coordinator] += busy
+        a_rows, _, a_task, a_done, _, _ = self._collect(coordinator, 0, t1, stats)
         self._finish_tasks(a_rows, a_task, a_done, t1, stats)
 
     def _admit_tasks(
@@ -449,50 +483,38 @@ class BatchSimulator:
         stats.tasks_arrived += counts
         if not counts.any():
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        index = self.tasks.add(np.arange(self.batch_size), draws)
         env = np.repeat(np.arange(self.batch_size), counts)
-        arrival = np.concatenate([d.arrival_s for d in draws])
-        index = self.tasks.add(
-            env,
-            arrival,
-            np.concatenate([d.calls for d in draws]),
-            np.concatenate([d.input_tokens for d in draws]),
-            np.concatenate([d.output_tokens for d in draws]),
-            np.concatenate([d.aggregate_output_tokens for d in draws]),
-        )
+        arrival = self.tasks.arrival_s[env, index]
         self.tasks_in_flight += counts
         stats.delay_task_s += np.bincount(env, weights=t1[env] - arrival, minlength=self.batch_size)
         return env, index, arrival
 
     def _collect(
-        self, agent: int, t1: FloatArray, stats: StepStats
-    ) -> tuple[IntArray, IntArray, FloatArray, NDArray[np.int8], FloatArray]:
-        """Remove ``agent``'s completed requests; log them; return (env, task, done_s, kind, out tokens)."""
-        done = self.queues.completions(agent, t1)
+        self, agents: slice, offset: int, t1: FloatArray, stats: StepStats
+    ) -> tuple[IntArray, IntArray, IntArray, FloatArray, NDArray[np.int8], FloatArray]:
+        """Remove the completed requests of ``agents`` (starting at agent ``offset``) and log them.
+
+        Returns:
+            (env, agent, task, completion time, kind, output tokens) of each completed request.
+        """
+        done = self.queues.completions(agents, t1)
         if not done.any():
             empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, np.zeros(0), np.zeros(0, dtype=np.int8), np.zeros(0)
-        rows, cols = np.nonzero(done)
-        done_s = self.queues.completion_s(agent)[rows, cols]
-        latency = done_s - self.queues.arrival_s[rows, agent, cols]
-        task = self.queues.task[rows, agent, cols]
-        kind = self.queues.kind[rows, agent, cols]
-        self.queues.remove(agent, done)
-        out = np.where(
-            kind == KIND_AGGREGATE,
-            self.tasks.aggregate_output_tokens[rows, task],
-            self.tasks.output_tokens[rows, task, agent],
-        )
-        b = self.batch_size
-        stats.requests_completed[:, agent] += np.bincount(rows, minlength=b)
-        stats.request_latency_sum_s[:, agent] += np.bincount(rows, weights=latency, minlength=b)
-        stats.output_tokens += np.bincount(rows, weights=out, minlength=b)
-        log = self.totals.request_latency_s
-        if b == 1:
-            log[0][agent].append(latency)
-        else:
-            for e in np.unique(rows):
-                log[e][agent].append(latency[rows == e])
-        return rows, task, done_s, kind, out
+            return empty, empty, empty, np.zeros(0), np.zeros(0, dtype=np.int8), np.zeros(0)
+        rows, cols, slots = np.nonzero(done)
+        agent = cols + offset
+        done_s = self.queues.completion_s(agents)[rows, cols, slots]
+        latency = done_s - self.queues.arrival_s[rows, agent, slots]
+        task = self.queues.task[rows, agent, slots]
+        kind = self.queues.kind[rows, agent, slots]
+        out = self.queues.output_tokens[rows, agent, slots]
+        self.queues.remove(agents, done)
+        np.add.at(stats.requests_completed, (rows, agent), 1)
+        np.add.at(stats.request_latency_sum_s, (rows, agent), latency)
+        stats.output_tokens += np.bincount(rows, weights=out, minlength=self.batch_size)
+        self.totals.log_requests(rows, agent, latency)
+        return rows, agent, task, done_s, kind, out
 
     def _finish_tasks(
         self, rows: IntArray, task: IntArray, done_s: FloatArray, t1: FloatArray, stats: StepStats

@@ -28,19 +28,23 @@ def lognormal_params(mean: float, cv: float) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class TaskDraws:
-    """The tasks that arrive in one interval, in arrival order. K tasks, N agents.
+    """The K tasks that arrive in one interval, in arrival order, and their M specialist calls.
 
-    ``calls[k, n]`` is True when task k calls specialist n (column 0, the coordinator, is False).
-    ``input_tokens[k, n]`` / ``output_tokens[k, n]`` are the tokens of its request to agent n
-    (column 0: the coordinator's planning request). ``aggregate_output_tokens[k]`` are the output
-    tokens of its aggregation request; its input is the prompt plus the specialists' outputs.
+    Per task: ``arrival_s``, the planning request's ``plan_input_tokens`` and
+    ``plan_output_tokens``, and the aggregation request's ``aggregate_output_tokens`` (its input is
+    the prompt plus the specialists' outputs). Per call, grouped by task in task order:
+    ``call_task`` (index among the K tasks), ``call_agent`` (specialist index, >= 1) and the
+    request's ``call_input_tokens`` / ``call_output_tokens``.
     """
 
     arrival_s: FloatArray
-    calls: BoolArray
-    input_tokens: FloatArray
-    output_tokens: FloatArray
+    plan_input_tokens: FloatArray
+    plan_output_tokens: FloatArray
     aggregate_output_tokens: FloatArray
+    call_task: IntArray
+    call_agent: IntArray
+    call_input_tokens: FloatArray
+    call_output_tokens: FloatArray
 
     @property
     def count(self) -> int:
@@ -57,14 +61,14 @@ class TaskStream:
         agents = config.agents
         params_in = [lognormal_params(a.input_tokens_mean, a.input_tokens_cv) for a in agents]
         params_out = [lognormal_params(a.output_tokens_mean, a.output_tokens_cv) for a in agents]
-        self._mu = np.array([p[0] for p in params_in] + [p[0] for p in params_out], np.float64)
-        self._sigma = np.array([p[1] for p in params_in] + [p[1] for p in params_out], np.float64)
-        agg_mu, agg_sigma = lognormal_params(
+        self._mu_in = np.array([p[0] for p in params_in])
+        self._sigma_in = np.array([p[1] for p in params_in])
+        self._mu_out = np.array([p[0] for p in params_out])
+        self._sigma_out = np.array([p[1] for p in params_out])
+        self._agg = lognormal_params(
             config.workload.aggregate_output_tokens_mean, config.workload.aggregate_output_tokens_cv
         )
-        self._agg = (agg_mu, agg_sigma)
-        self._invoke = np.array([0.0] + [a.invoke_probability for a in agents[1:]], np.float64)
-        self._num_agents = len(agents)
+        self._invoke = np.array([a.invoke_probability for a in agents[1:]], np.float64)
         self.burst_high = bool(rng.random() < config.workload.burst_high_share)
         self.phase_rad = float(rng.uniform(0.0, 2.0 * math.pi))
 
@@ -94,16 +98,26 @@ class TaskStream:
             if rng.random() < -math.expm1(-width_s / mean_stay_s):
                 self.burst_high = not self.burst_high
         arrival_s = np.sort(rng.uniform(t0_s, t1_s, size=count))
-        n = self._num_agents
-        normals = rng.standard_normal(size=(count, 2 * n + 1))
-        tokens = np.maximum(np.rint(np.exp(self._mu + self._sigma * normals[:, : 2 * n])), 1.0)
+        call_task, column = np.nonzero(rng.random(size=(count, self._invoke.size)) < self._invoke)
+        call_agent = column + 1
+        task_normals = rng.standard_normal(size=(3, count))
+        call_normals = rng.standard_normal(size=(2, call_task.size))
         agg_mu, agg_sigma = self._agg
-        agg_out = np.maximum(np.rint(np.exp(agg_mu + agg_sigma * normals[:, 2 * n])), 1.0)
-        calls = rng.random(size=(count, n)) < self._invoke
         return TaskDraws(
             arrival_s=arrival_s,
-            calls=calls,
-            input_tokens=tokens[:, :n],
-            output_tokens=tokens[:, n:],
-            aggregate_output_tokens=agg_out,
+            plan_input_tokens=_tokens(self._mu_in[0], self._sigma_in[0], task_normals[0]),
+            plan_output_tokens=_tokens(self._mu_out[0], self._sigma_out[0], task_normals[1]),
+            aggregate_output_tokens=_tokens(agg_mu, agg_sigma, task_normals[2]),
+            call_task=call_task.astype(np.int64),
+            call_agent=call_agent.astype(np.int64),
+            call_input_tokens=_tokens(self._mu_in[call_agent], self._sigma_in[call_agent], call_normals[0]),
+            call_output_tokens=_tokens(
+                self._mu_out[call_agent], self._sigma_out[call_agent], call_normals[1]
+            ),
         )
+
+
+def _tokens(mu: FloatArray | float, sigma: FloatArray | float, normal: FloatArray) -> FloatArray:
+    """Whole token counts >= 1 from standard normals through a log-normal."""
+    tokens: FloatArray = np.maximum(np.rint(np.exp(mu + sigma * normal)), 1.0)
+    return tokens
