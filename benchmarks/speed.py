@@ -1,0 +1,128 @@
+"""Simulator speed, as ratios against reference runs in the same process.
+
+    python benchmarks/speed.py [--quick]
+
+Machines here are shared and noisy, so absolute rates are printed only for context; the figures to
+compare across machines are the ratios:
+
+* env step cost against Gymnasium's CartPole-v1 step (the cheapest classic env),
+* per-environment step cost of a batch of B environments against one environment,
+* per-agent step cost of fleet(N) scenarios against the four-agent paper scenario,
+* wall time per simulated second at a 10 ms decision interval against 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+
+from baselines import AdaptivePolicy, StaticEqualPolicy
+from gpu_alloc_env import GpuAllocEnv
+from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.core import BatchSimulator
+from gpu_alloc_env.scenarios import fleet, make_scenario
+
+
+def seconds_per_call(fn: Callable[[], None], calls: int, repeats: int = 3) -> float:
+    """Best of ``repeats`` timings of ``calls`` calls of ``fn``, per call."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, time.perf_counter() - start)
+    return best / calls
+
+
+def cartpole_step_s(steps: int) -> float:
+    env = gym.make("CartPole-v1")
+    env.reset(seed=0)
+    action = 0
+
+    def step() -> None:
+        nonlocal action
+        _, _, terminated, truncated, _ = env.step(action)
+        action ^= 1
+        if terminated or truncated:
+            env.reset()
+
+    return seconds_per_call(step, steps)
+
+
+def env_step_s(config: ScenarioConfig, policy_cls: type, steps: int) -> float:
+    env = GpuAllocEnv(config)
+    policy = policy_cls(config)
+    obs, _ = env.reset(seed=0)
+    for _ in range(50):  # past the initial cold start, into steady state
+        obs, *_ = env.step(policy.predict(obs)[0])
+
+    def step() -> None:
+        nonlocal obs
+        action, _ = policy.predict(obs)
+        obs, _, _, truncated, _ = env.step(action)
+        if truncated:
+            obs, _ = env.reset()
+
+    return seconds_per_call(step, steps)
+
+
+def batch_step_s(config: ScenarioConfig, batch: int, steps: int) -> float:
+    sim = BatchSimulator(config, batch)
+    for e in range(batch):
+        sim.reset_env(e, np.random.default_rng(e))
+    action = np.tile([1.0, 5.0, 3.0, 2.0], (batch, 1))
+    for _ in range(50):
+        sim.step(action)
+    return seconds_per_call(lambda: sim.step(action), steps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps (noisier)")
+    args = parser.parse_args()
+    steps = 100 if args.quick else 400
+    paper = make_scenario("paper", episode_length_s=100_000.0)
+
+    reference = cartpole_step_s(steps * 10)
+    print(f"reference: CartPole-v1 step {reference * 1e6:.1f} us\n")
+    print("| measurement | per step | ratio |")
+    print("|---|---|---|")
+    single = {}
+    for policy in (StaticEqualPolicy, AdaptivePolicy):
+        cost = env_step_s(paper, policy, steps)
+        single[policy.__name__] = cost
+        print(
+            f"| GpuAlloc-v0 step + {policy.__name__}.predict | {cost * 1e6:.0f} us "
+            f"({1 / cost:.0f} steps/s) | {cost / reference:.1f}x CartPole |"
+        )
+    one = batch_step_s(paper, 1, steps)
+    for batch in (16, 64):
+        cost = batch_step_s(paper, batch, max(steps // 4, 20))
+        print(
+            f"| BatchSimulator B={batch}, per environment | {cost / batch * 1e6:.0f} us | "
+            f"{cost / batch / one:.3f}x B=1 |"
+        )
+    base = env_step_s(fleet(4).replace(episode_length_s=100_000.0), AdaptivePolicy, steps)
+    for n in (64, 1024):
+        cost = env_step_s(
+            fleet(n).replace(episode_length_s=100_000.0), AdaptivePolicy, max(steps // (n // 16), 5)
+        )
+        print(
+            f"| fleet({n}) + adaptive, per agent | {cost / n * 1e6:.1f} us | "
+            f"{(cost / n) / (base / 4):.3f}x fleet(4) |"
+        )
+    fine = make_scenario("paper", decision_interval_s=0.01, episode_length_s=100_000.0)
+    fine_cost = env_step_s(fine, AdaptivePolicy, steps)
+    coarse_cost = single["AdaptivePolicy"]
+    print(
+        f"| 10 ms decisions, wall time per simulated second | {fine_cost * 100 * 1e3:.1f} ms | "
+        f"{fine_cost * 100 / coarse_cost:.1f}x 1 s decisions |"
+    )
+
+
+if __name__ == "__main__":
+    main()
