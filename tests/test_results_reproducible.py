@@ -1,0 +1,41 @@
+"""The README's results are the committed outputs of its command, and that command reproduces them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gpu_alloc_env.scenarios import make_scenario
+from train.compare import run_compare
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _block(text: str, start: str) -> str:
+    table = text[text.index(start) :]
+    end = table.find("\n\n")
+    return (table if end < 0 else table[:end]).strip()
+
+
+def _readme_block(name: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(rf"<!-- {name} -->\n(.*?)\n<!-- /{name} -->", readme, re.S)
+    assert match, f"README.md has no {name} block"
+    return match.group(1).strip()
+
+
+def test_readme_tables_match_committed_summary() -> None:
+    summary = (ROOT / "results" / "paper" / "summary.md").read_text()
+    assert _readme_block("results:paper") == _block(summary, "| policy")
+    assert _readme_block("claims:paper") == _block(summary, "| claim")
+
+
+@pytest.mark.slow
+def test_compare_command_reproduces_committed_summary(tmp_path: Path) -> None:
+    committed = (ROOT / "results" / "paper" / "summary.md").read_text()
+    _, text = run_compare(make_scenario("paper"), episodes=10, first_seed=0, out_dir=tmp_path)
+    assert _block(text, "| policy") == _block(committed, "| policy")
+    assert _block(text, "| claim") == _block(committed, "| claim")
+    assert "| claim" in text and "does not hold" not in _block(text, "| claim")
