@@ -1,9 +1,9 @@
 """Rendering of one environment: a text table (``ansi``) and a picture (``rgb_array``).
 
 The picture has one group of bars per agent (left: warm GPUs in green, loading GPUs in orange,
-kept-alive GPUs in grey, against the capacity; right: the queue in blue, squashed so that 10
-requests fill half the height) above a strip of recent allocations, one row per agent, brighter
-for more GPUs. It is drawn with NumPy alone.
+kept-alive GPUs in grey, against the capacity, with a dark tick at ``max_gpus``; right: the queue
+in blue, squashed so that 10 requests fill half the height) above a strip of recent allocations,
+one row per agent, brighter for more GPUs. It is drawn with NumPy alone.
 """
 
 from __future__ import annotations
@@ -96,6 +96,8 @@ def render_rgb(
             px = round(height * min(gpus / cap, 1.0))
             _fill(image, base - px, base, left, left + bar, rgb)
             base -= px
+        max_px = round(height * min(sim.limits.max_slices[i] * grain / cap, 1.0))
+        _fill(image, bars_bottom - max_px, bars_bottom - max_px + 1, left, left + bar, FRAME_RGB)
         queue = float(sim.queues.length[env, i])
         q_px = round(height * queue / (queue + 10.0))
         _fill(image, bars_bottom - q_px, bars_bottom, left + bar + 2, left + 2 * bar + 2, QUEUE_RGB)
