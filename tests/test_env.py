@@ -1,0 +1,182 @@
+"""The Gymnasium adapter: registration, both env checkers, seeding, bad actions, info and episode end."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.evaluation import evaluate_policy
+
+import gpu_alloc_env
+from baselines import make_baseline
+from gpu_alloc_env import ENV_IDS, GpuAllocEnv
+from gpu_alloc_env.env import REWARD_COMPONENTS
+
+SHORT = {"episode_length_s": 30.0}
+
+# Both checkers recommend a normalised Box action space; this environment's actions are GPU counts
+# in [0, max_gpus] on purpose (policies speak GPUs; training wraps the space with RescaleAction).
+# That recommendation is the only warning either checker may give.
+EXPECTED_WARNING = "symmetric and normalized"
+
+
+def unexpected_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if EXPECTED_WARNING not in str(w.message)]
+
+
+@pytest.mark.parametrize("env_id", list(ENV_IDS))
+def test_gymnasium_env_checker_passes(env_id: str) -> None:
+    env = gym.make(env_id, render_mode="rgb_array", **SHORT)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gym_check_env(env.unwrapped, skip_render_check=False)
+    assert unexpected_warnings(caught) == []
+
+
+@pytest.mark.parametrize("env_id", list(ENV_IDS))
+def test_stable_baselines3_env_checker_passes(env_id: str) -> None:
+    env = gym.make(env_id, **SHORT)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sb3_check_env(env, warn=True)
+    assert unexpected_warnings(caught) == []
+
+
+def test_registered_ids_build_their_presets_and_take_overrides() -> None:
+    for env_id, preset in ENV_IDS.items():
+        env = gym.make(env_id)
+        assert isinstance(env.unwrapped, GpuAllocEnv)
+        assert env.unwrapped.config.name == preset
+    env = gym.make("GpuAlloc-v0", capacity_gpus=16, workload={"task_rate_tps": 4.0})
+    config = env.unwrapped.config  # type: ignore[attr-defined]
+    assert config.capacity_gpus == 16.0 and config.workload.task_rate_tps == 4.0
+    assert env.action_space.shape == (config.num_agents,)
+    assert gpu_alloc_env.__version__
+
+
+def rollout(env: gym.Env, seed: int, actions: np.ndarray) -> list[tuple[np.ndarray, float, dict]]:
+    obs, _ = env.reset(seed=seed)
+    out = [(obs, 0.0, {})]
+    for action in actions:
+        obs, reward, _, truncated, info = env.step(action)
+        out.append((obs, float(reward), info))
+        if truncated:
+            break
+    return out
+
+
+def test_same_seed_same_trajectory_and_other_seeds_differ() -> None:
+    env = gym.make("GpuAllocBursty-v0", **SHORT)
+    actions = np.random.default_rng(0).uniform(0.0, 5.0, size=(30, 4)).astype(np.float32)
+    first = rollout(env, 42, actions)
+    second = rollout(gym.make("GpuAllocBursty-v0", **SHORT), 42, actions)
+    third = rollout(env, 43, actions)
+    for (o1, r1, i1), (o2, r2, i2) in zip(first, second, strict=True):
+        np.testing.assert_array_equal(o1, o2)
+        assert r1 == r2
+        assert i1.get("metrics", {}).get("tasks_arrived") == i2.get("metrics", {}).get("tasks_arrived")
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(first, third, strict=True))
+
+
+def test_reset_without_seed_continues_the_generator() -> None:
+    env = gym.make("GpuAlloc-v0", **SHORT)
+    actions = np.full((30, 4), 3.0, dtype=np.float32)
+    rollout(env, 5, actions)
+    again = rollout(env, None, actions)  # type: ignore[arg-type]
+    fresh = rollout(gym.make("GpuAlloc-v0", **SHORT), 5, actions)
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(again, fresh, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        (np.zeros(3, np.float32), r"shape \(3,\), expected \(4,\)"),
+        (np.zeros((1, 4), np.float32), r"shape \(1, 4\), expected \(4,\)"),
+        (np.array([1.0, np.nan, 1.0, 1.0], np.float32), r"NaN or infinity.*finite GPU counts"),
+        (np.array([1.0, 1.0, np.inf, 1.0], np.float32), r"\[1\.0, 1\.0, inf, 1\.0\]"),
+    ],
+)
+def test_bad_action_raises_naming_the_value(action: np.ndarray, message: str) -> None:
+    env = GpuAllocEnv("paper", **SHORT)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        env.step(action)
+
+
+def test_step_before_reset_raises() -> None:
+    env = GpuAllocEnv("paper", **SHORT)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(4, np.float32))
+
+
+def test_info_reports_repairs_components_and_episode_metrics() -> None:
+    env = GpuAllocEnv("paper", episode_length_s=20.0)
+    env.reset(seed=1)
+    # Coordinator asks -1 (clipped), reasoning 100 (capped at 8), code 0.3 (dropped, min 1),
+    # retrieval 2.0 (feasible).
+    _, reward, terminated, truncated, info = env.step(np.array([-1.0, 100.0, 0.3, 2.0], np.float32))
+    assert not terminated and not truncated
+    np.testing.assert_allclose(info["allocation_gpus"], [0.0, 8.0, 0.0, 2.0])
+    assert info["repairs"]["clipped_negative"].tolist() == [True, False, False, False]
+    assert info["repairs"]["clipped_above_max"].tolist() == [False, True, False, False]
+    assert info["repairs"]["dropped_below_min"].tolist() == [False, False, True, False]
+    assert info["action_repair_gpus"] == pytest.approx(1.0 + 92.0 + 0.3, rel=1e-6)
+    assert set(info["reward_components"]) == set(REWARD_COMPONENTS)
+    assert reward == pytest.approx(sum(info["reward_components"].values()))
+    # Cost component: 10 GPUs of a 12-GPU pool for one interval.
+    assert info["reward_components"]["cost"] == pytest.approx(-10.0 / 12.0)
+    assert info["metrics"]["cost_usd"] == pytest.approx(10.0 * env.config.price_per_gpu_s)
+    steps = 1
+    totals = {"tasks_arrived": info["metrics"]["tasks_arrived"], "cost_usd": info["metrics"]["cost_usd"]}
+    while True:
+        _, _, terminated, truncated, info = env.step(np.array([1.0, 4.0, 2.0, 1.0], np.float32))
+        steps += 1
+        totals["tasks_arrived"] += info["metrics"]["tasks_arrived"]
+        totals["cost_usd"] += info["metrics"]["cost_usd"]
+        assert "episode_metrics" in info or not truncated
+        if truncated:
+            break
+        assert all(np.isfinite(v) for v in info["metrics"].values() if np.isscalar(v))
+    assert not terminated and steps == 20
+    final = info["episode_metrics"]
+    assert final["tasks_arrived"] == totals["tasks_arrived"]
+    assert final["cost_usd"] == pytest.approx(totals["cost_usd"])
+    assert final["tasks_arrived"] == final["tasks_completed"] + final["tasks_in_flight"]
+    assert final["elapsed_s"] == pytest.approx(20.0)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(4, np.float32))
+
+
+def test_reward_weights_scale_their_components() -> None:
+    action = np.array([1.0, 4.0, 2.0, 1.0], np.float32)
+    base = GpuAllocEnv("paper", **SHORT)
+    doubled = GpuAllocEnv("paper", reward={"delay_usd_per_task_s": 0.001, "cost_weight": 0.0}, **SHORT)
+    base.reset(seed=3)
+    doubled.reset(seed=3)
+    for _ in range(10):
+        _, _, _, _, a = base.step(action)
+        _, _, _, _, b = doubled.step(action)
+    assert b["reward_components"]["cost"] == 0.0
+    assert b["reward_components"]["delay"] == pytest.approx(2.0 * a["reward_components"]["delay"])
+    assert a["reward_components"]["delay"] < 0.0
+
+
+@pytest.mark.parametrize("name", ["static", "round_robin", "adaptive"])
+def test_stable_baselines3_evaluate_policy_scores_a_baseline(name: str) -> None:
+    env = gym.make("GpuAlloc-v0", **SHORT)
+    policy = make_baseline(name, env.unwrapped.config)  # type: ignore[attr-defined]
+    mean, std = evaluate_policy(policy, env, n_eval_episodes=2, warn=False)  # type: ignore[arg-type]
+    assert np.isfinite(mean) and mean < 0.0 and std >= 0.0
+
+
+def test_constructor_rejects_bad_scenario_and_render_mode() -> None:
+    with pytest.raises(ValueError, match="render_mode='human'"):
+        GpuAllocEnv(render_mode="human")
+    with pytest.raises(ValueError, match="unknown"):
+        GpuAllocEnv("no-such-scenario")
+    with pytest.raises(TypeError, match="preset name or a ScenarioConfig"):
+        GpuAllocEnv(42)  # type: ignore[arg-type]
