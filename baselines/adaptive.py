@@ -64,7 +64,10 @@ class AdaptivePolicy(FixedPolicy):
 
     def allocate(self, obs: DecodedObservation) -> NDArray[np.float64]:
         """One O(N) allocation per observation of the batch."""
-        need = self.need_gpus(obs)
+        return self.allocate_for_need(obs, self.need_gpus(obs))
+
+    def allocate_for_need(self, obs: DecodedObservation, need: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The allocation for a given (B, N) ``need`` in GPUs (the rest of the state from ``obs``)."""
         active = (obs.queue_requests >= 0.5) | (need > ACTIVE_NEED_GPUS)
         grain = self.grain_gpus
         target = np.ceil(need * (1.0 + self.headroom) / grain - 1e-9) * grain

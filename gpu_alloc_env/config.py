@@ -420,3 +420,23 @@ class ScenarioConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for saving with a run)."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScenarioConfig:
+        """The config :meth:`to_dict` produced (validated; unknown fields are an error)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a scenario must be a mapping of its fields, got {data!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown ScenarioConfig field(s) {unknown}; valid fields are {sorted(known)}")
+        values = dict(data)
+        try:
+            values["agents"] = tuple(AgentSpec(**agent) for agent in values.get("agents", ()))
+            if "workload" in values:
+                values["workload"] = WorkloadSpec(**values["workload"])
+            if "reward" in values:
+                values["reward"] = RewardSpec(**values["reward"])
+        except TypeError as exc:
+            raise ConfigError(f"invalid scenario mapping: {exc}") from exc
+        return cls(**values)

@@ -25,6 +25,17 @@ REWARD_COMPONENTS: tuple[str, ...] = ("cost", "delay", "slo")
 """Names of the reward components in ``info["reward_components"]``; they sum to the reward."""
 
 
+def reward_components(config: ScenarioConfig, stats: StepStats) -> dict[str, NDArray[np.float64]]:
+    """The (B,) reward components of one interval of every environment; they sum to the reward."""
+    weights = config.reward
+    scale = config.reward_scale_usd
+    return {
+        "cost": -weights.cost_weight * stats.cost_usd / scale,
+        "delay": -weights.delay_usd_per_task_s * stats.delay_task_s / scale,
+        "slo": -weights.slo_miss_usd * stats.slo_misses.astype(np.float64) / scale,
+    }
+
+
 def resolve_scenario(scenario: str | ScenarioConfig, overrides: dict[str, Any]) -> ScenarioConfig:
     """A preset name or a config, with ``overrides`` applied (validated)."""
     if isinstance(scenario, ScenarioConfig):
@@ -194,13 +205,7 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
         return self.layout.encode(self.sim)[0], reward, False, truncated, info
 
     def _reward_components(self, stats: StepStats) -> dict[str, float]:
-        weights = self.config.reward
-        scale = self.config.reward_scale_usd
-        return {
-            "cost": -weights.cost_weight * float(stats.cost_usd[0]) / scale,
-            "delay": -weights.delay_usd_per_task_s * float(stats.delay_task_s[0]) / scale,
-            "slo": -weights.slo_miss_usd * float(stats.slo_misses[0]) / scale,
-        }
+        return {name: float(value[0]) for name, value in reward_components(self.config, stats).items()}
 
     def _step_info(
         self, stats: StepStats, desired: NDArray[np.float64], components: dict[str, float]

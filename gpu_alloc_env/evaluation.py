@@ -5,14 +5,15 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from gpu_alloc_env.config import ScenarioConfig
-from gpu_alloc_env.core.metrics import EPISODE_METRICS
+from gpu_alloc_env.core.metrics import EPISODE_METRICS, task_latencies
 from gpu_alloc_env.env import GpuAllocEnv
 from gpu_alloc_env.policy import Policy
 from gpu_alloc_env.stats import mean_ci95
@@ -36,13 +37,20 @@ SUMMARY_METRICS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class EpisodeResult:
-    """One policy's episode on one seed."""
+    """One policy's episode on one seed.
+
+    With ``record``, :func:`run_episode` also keeps ``allocation_gpus``, the (steps, N) allocation
+    applied at every step, and ``task_latencies_s``, every task's latency (in-flight tasks at their
+    age at the end).
+    """
 
     policy: str
     seed: int
     episode_return: float
     episode_steps: int
     metrics: dict[str, Any]
+    allocation_gpus: NDArray[np.float64] | None = field(default=None, repr=False)
+    task_latencies_s: NDArray[np.float64] | None = field(default=None, repr=False)
 
     def row(self) -> dict[str, Any]:
         """The CSV row: :data:`CSV_COLUMNS` mapped to values."""
@@ -62,24 +70,35 @@ class EpisodeResult:
         return float(self.metrics[metric])
 
 
-def run_episode(env: GpuAllocEnv, policy: Policy, seed: int, name: str) -> EpisodeResult:
+def run_episode(
+    env: GpuAllocEnv, policy: Policy, seed: int, name: str, record: bool = False
+) -> EpisodeResult:
     """Run one whole episode of ``policy`` (deterministic actions) on ``env`` seeded with ``seed``."""
     obs, _ = env.reset(seed=seed)
     total = 0.0
     steps = 0
+    allocations: list[NDArray[np.float64]] = []
     while True:
         action, _ = policy.predict(obs, deterministic=True)
         obs, reward, terminated, truncated, info = env.step(action)
         total += float(reward)
         steps += 1
+        if record:
+            allocations.append(info["allocation_gpus"])
         if terminated or truncated:
-            return EpisodeResult(name, seed, total, steps, info["episode_metrics"])
+            if not record:
+                return EpisodeResult(name, seed, total, steps, info["episode_metrics"])
+            latencies, _ = task_latencies(env.sim, 0)
+            return EpisodeResult(
+                name, seed, total, steps, info["episode_metrics"], np.stack(allocations), latencies
+            )
 
 
 def evaluate_policies(
     policies: Mapping[str, Policy],
     config: ScenarioConfig,
     seeds: Sequence[int],
+    record: bool = False,
 ) -> list[EpisodeResult]:
     """Every policy on every seed of ``config``: the workload of a seed is the same for all."""
     if not seeds:
@@ -88,7 +107,7 @@ def evaluate_policies(
     for name, policy in policies.items():
         env = GpuAllocEnv(config)
         for seed in seeds:
-            results.append(run_episode(env, policy, int(seed), name))
+            results.append(run_episode(env, policy, int(seed), name, record))
     return results
 
 

@@ -1,11 +1,12 @@
-"""Small-sample statistics for result tables: means with Student-t 95% confidence intervals."""
+"""Small-sample statistics for result tables: Student-t intervals, interquartile means, bootstrap."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 # Two-sided 95% critical values of Student's t, t_{0.975, df}, for df = 1..30.
 _T_975 = (
@@ -76,3 +77,44 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float, float]:
         return mean, mean, mean
     half = t_critical_975(array.size - 1) * float(array.std(ddof=1)) / math.sqrt(array.size)
     return mean, mean - half, mean + half
+
+
+def iqm(values: Sequence[float] | NDArray[np.float64]) -> float:
+    """Interquartile mean: the mean of the values left after trimming a quarter from each end.
+
+    ``floor(n / 4)`` values are cut from each end (as ``scipy.stats.trim_mean(x, 0.25)``); NaNs are
+    ignored; NaN when nothing is left.
+    """
+    array = np.sort(np.asarray(values, dtype=np.float64))
+    array = array[np.isfinite(array)]
+    cut = array.size // 4
+    kept = array[cut : array.size - cut]
+    return float(kept.mean()) if kept.size else math.nan
+
+
+def bootstrap_ci95(
+    groups: Sequence[Sequence[float]],
+    statistic: Callable[[NDArray[np.float64]], float],
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(estimate, low, high): ``statistic`` of the pooled values and its 95% percentile bootstrap interval.
+
+    Two-level resampling: the groups (for example the runs of different training seeds) are drawn
+    with replacement, then the values (episodes) within each drawn group. A single group reduces
+    to the ordinary bootstrap over its values. NaNs are dropped first.
+    """
+    arrays = [np.asarray(g, dtype=np.float64) for g in groups]
+    arrays = [a[np.isfinite(a)] for a in arrays]
+    arrays = [a for a in arrays if a.size]
+    if not arrays:
+        return math.nan, math.nan, math.nan
+    estimate = statistic(np.concatenate(arrays))
+    rng = np.random.default_rng(seed)
+    replicates = np.empty(resamples)
+    for k in range(resamples):
+        chosen = rng.integers(0, len(arrays), size=len(arrays))
+        pooled = [arrays[i][rng.integers(0, arrays[i].size, size=arrays[i].size)] for i in chosen]
+        replicates[k] = statistic(np.concatenate(pooled))
+    low, high = np.percentile(replicates, [2.5, 97.5])
+    return float(estimate), float(low), float(high)

@@ -9,8 +9,12 @@ by never finishing slow tasks; ``task_latency_completed_mean_s`` excludes them.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from gpu_alloc_env.core.simulator import BatchSimulator
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
 
 EPISODE_METRICS: tuple[str, ...] = (
     "task_latency_mean_s",
@@ -51,6 +55,21 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator > 0 else float("nan")
 
 
+def task_latencies(sim: BatchSimulator, env: int = 0) -> tuple[FloatArray, BoolArray]:
+    """Latency of every task of environment ``env``'s episode so far, in arrival order, and which finished.
+
+    A task still in flight enters at its age so far (a lower bound on its latency).
+    """
+    tasks = sim.tasks
+    count = int(tasks.count[env])
+    now_s = float(sim.time_s[env])
+    arrival = tasks.arrival_s[env, :count]
+    complete = tasks.complete_s[env, :count]
+    finished: BoolArray = np.isfinite(complete)
+    latency: FloatArray = np.where(finished, complete - arrival, now_s - arrival)
+    return latency, finished
+
+
 def episode_metrics(sim: BatchSimulator, env: int = 0) -> dict[str, object]:
     """Metrics of environment ``env``'s episode so far.
 
@@ -59,14 +78,10 @@ def episode_metrics(sim: BatchSimulator, env: int = 0) -> dict[str, object]:
         name to that agent's request latencies, SLO attainment, utilisation, cost and cold starts.
     """
     config = sim.config
-    tasks, totals = sim.tasks, sim.totals
-    count = int(tasks.count[env])
+    totals = sim.totals
     now_s = float(sim.time_s[env])
     elapsed_s = max(now_s, config.decision_interval_s)
-    arrival = tasks.arrival_s[env, :count]
-    complete = tasks.complete_s[env, :count]
-    finished = np.isfinite(complete)
-    latency = np.where(finished, complete - arrival, now_s - arrival)
+    latency, finished = task_latencies(sim, env)
     completed = int(finished.sum())
     overdue = int(((~finished) & (latency > config.task_slo_s)).sum())
     mean, p50, p95, p99 = _percentiles(latency)
