@@ -1,0 +1,156 @@
+"""How a learned policy's normalised action in ``[-1, 1]^N`` becomes desired GPUs per agent.
+
+The environment's action is GPUs; a Gaussian policy learns best in a symmetric unit box. Two
+parameterisations, chosen per scenario in ``train/hyperparams.yml``:
+
+| name       | desired GPUs of agent n                                                  |
+|------------|--------------------------------------------------------------------------|
+| ``absolute`` | ``(a_n + 1) / 2 x max_gpus_n``: the whole range, learned from scratch   |
+| ``residual`` | the adaptive heuristic's allocation ``+ a_n x residual_scale x max_gpus_n`` |
+| ``need_scale`` | the adaptive heuristic run on its need estimate ``x max_need_factor ** a_n`` |
+
+``residual`` and ``need_scale`` start a policy at the heuristic (zero action), which then learns
+corrections to it; the environment repairs whatever results into a feasible allocation, as it
+does any action.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from baselines.adaptive import AdaptivePolicy
+from gpu_alloc_env.config import ScenarioConfig
+
+FloatArray = NDArray[np.float64]
+
+
+class ActionTransform(ABC):
+    """Maps (B, N) normalised actions and the (B, D) observations they answer to desired GPUs."""
+
+    name: str = "transform"
+
+    def __init__(self, config: ScenarioConfig) -> None:
+        self.config = config
+        self.max_gpus = np.array([a.max_gpus for a in config.agents])
+
+    @abstractmethod
+    def to_gpus(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
+        """(B, N) desired GPUs."""
+
+    def spec(self) -> dict[str, Any]:
+        """Plain-data description, saved with a run so that the run can be rebuilt."""
+        return {"action": self.name}
+
+
+class AbsoluteAction(ActionTransform):
+    """The unit box mapped linearly onto ``[0, max_gpus]``."""
+
+    name = "absolute"
+
+    def to_gpus(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
+        """``(a + 1) / 2 x max_gpus``."""
+        unit = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        gpus: FloatArray = 0.5 * (unit + 1.0) * self.max_gpus
+        return gpus
+
+
+class ResidualAction(ActionTransform):
+    """Corrections to the adaptive heuristic, up to ``residual_scale x max_gpus`` either way.
+
+    Args:
+        config: the scenario.
+        residual_scale: largest correction as a fraction of each agent's ``max_gpus``.
+    """
+
+    name = "residual"
+
+    def __init__(self, config: ScenarioConfig, residual_scale: float = 0.5) -> None:
+        super().__init__(config)
+        if not 0.0 < residual_scale <= 2.0:
+            raise ValueError(f"residual_scale must be in (0, 2], got {residual_scale!r}")
+        self.residual_scale = float(residual_scale)
+        self.base = AdaptivePolicy(config)
+
+    def to_gpus(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
+        """The heuristic's allocation for ``observation`` plus the scaled correction."""
+        base = self.base.allocate(self.base.layout.decode(observation))
+        unit = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        gpus: FloatArray = base + unit * self.residual_scale * self.max_gpus
+        return gpus
+
+    def spec(self) -> dict[str, Any]:
+        """Name and scale."""
+        return {"action": self.name, "residual_scale": self.residual_scale}
+
+
+class NeedScaleAction(ActionTransform):
+    """The adaptive heuristic run on a learned correction of each agent's need.
+
+    The need the heuristic estimates (work arrival rate plus queued work over the drain time) is
+    multiplied by ``max_need_factor ** a_n``, then the heuristic allocates as usual (minimums
+    first, priority x need, caps, hysteresis). Small changes of the action stay inside the
+    heuristic's hysteresis band instead of turning into scale-ups, each of which is a cold start.
+
+    Args:
+        config: the scenario.
+        max_need_factor: largest multiplication (or division) of the need, > 1.
+    """
+
+    name = "need_scale"
+
+    def __init__(self, config: ScenarioConfig, max_need_factor: float = 2.0) -> None:
+        super().__init__(config)
+        if not max_need_factor > 1.0:
+            raise ValueError(f"max_need_factor must be > 1, got {max_need_factor!r}")
+        self.max_need_factor = float(max_need_factor)
+        self.base = AdaptivePolicy(config)
+
+    def to_gpus(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
+        """The heuristic's allocation for the scaled need."""
+        obs = self.base.layout.decode(observation)
+        unit = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        need = self.base.need_gpus(obs) * self.max_need_factor**unit
+        return self.base.allocate_for_need(obs, need)
+
+    def spec(self) -> dict[str, Any]:
+        """Name and factor."""
+        return {"action": self.name, "max_need_factor": self.max_need_factor}
+
+
+ACTION_TRANSFORMS: dict[str, type[ActionTransform]] = {
+    "absolute": AbsoluteAction,
+    "residual": ResidualAction,
+    "need_scale": NeedScaleAction,
+}
+ACTION_OPTIONS: dict[str, tuple[str, ...]] = {
+    "absolute": (),
+    "residual": ("residual_scale",),
+    "need_scale": ("max_need_factor",),
+}
+"""The hyperparameters each parameterisation reads."""
+
+
+def make_action_transform(config: ScenarioConfig, action: str, **options: Any) -> ActionTransform:
+    """The transform named ``action`` for ``config`` (options such as ``residual_scale``)."""
+    if action not in ACTION_TRANSFORMS:
+        raise ValueError(
+            f"unknown action parameterisation {action!r}; choose one of {sorted(ACTION_TRANSFORMS)}"
+        )
+    unknown = sorted(set(options) - set(ACTION_OPTIONS[action]))
+    if unknown:
+        raise ValueError(f"the {action} action takes options {list(ACTION_OPTIONS[action])}, got {unknown}")
+    return ACTION_TRANSFORMS[action](config, **options)
+
+
+def transform_from_hyperparams(config: ScenarioConfig, hp: dict[str, Any]) -> ActionTransform:
+    """The transform a run's hyperparameters ask for."""
+    action = hp.get("action", "absolute")
+    if action not in ACTION_OPTIONS:
+        raise ValueError(
+            f"unknown action parameterisation {action!r}; choose one of {sorted(ACTION_OPTIONS)}"
+        )
+    return make_action_transform(config, action, **{k: hp[k] for k in ACTION_OPTIONS[action] if k in hp})
