@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``gpu-alloc``."""
     parser = argparse.ArgumentParser(
         prog="gpu-alloc",
-        description="Serverless GPU allocation for LLM multi-agent systems: compare policies.",
+        description="Serverless GPU allocation for LLM multi-agent systems: compare the baselines, "
+        "train PPO allocators and evaluate them against the baselines.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     compare = sub.add_parser(
@@ -64,7 +65,128 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FIELD=VALUE",
         help="override a scenario field (JSON value), repeatable",
     )
+    _add_train(sub)
+    _add_evaluate(sub)
     return parser
+
+
+def _add_train(sub: Any) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train a PPO allocator (Stable-Baselines3) into a run folder",
+        description="Train PPO on a scenario. Hyperparameters come from train/hyperparams.yml "
+        "(the scenario's block over 'default'), then --hp. The run folder receives the resolved "
+        "config, the arguments, the command, the git revision, the models, checkpoints and logs.",
+    )
+    train.add_argument("--scenario", default="paper", choices=sorted(SCENARIOS))
+    train.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    train.add_argument("--timesteps", type=int, default=None, help="total environment steps")
+    train.add_argument("--run-dir", type=Path, required=True, help="the run folder")
+    train.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+    train.add_argument(
+        "--hyperparams", type=Path, default=None, help="a YAML file instead of the bundled one"
+    )
+    train.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hyperparameter (YAML value)",
+    )
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a scenario field (JSON value), repeatable",
+    )
+    train.add_argument(
+        "--checkpoint-interval-s", type=float, default=120.0, help="wall seconds between checkpoints"
+    )
+    train.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_evaluate(sub: Any) -> None:
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="score trained runs and baselines on the same held-out seeds",
+        description="Run every trained run and the chosen baselines on the same held-out seeds "
+        "(disjoint from training and validation) and write DIR/episodes.csv, DIR/summary.md "
+        "(interquartile mean and 95%% bootstrap interval across training seeds; paired "
+        "differences against the adaptive heuristic) and the plots.",
+    )
+    evaluate.add_argument("--runs", nargs="*", type=Path, default=[], help="run folders of gpu-alloc train")
+    evaluate.add_argument(
+        "--baselines", nargs="+", default=["all"], help="baselines to include: names or 'all' (default all)"
+    )
+    evaluate.add_argument("--episodes", type=int, default=10, help="held-out episodes per policy")
+    evaluate.add_argument("--scenario", default=None, choices=sorted(SCENARIOS), help="default: the runs'")
+    evaluate.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a scenario field (JSON value), repeatable",
+    )
+    evaluate.add_argument(
+        "--model", choices=["best", "final"], default="best", help="which model of each run"
+    )
+    evaluate.add_argument("--out", type=Path, required=True, help="output directory")
+    evaluate.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
+def _needs_train_extra(exc: ImportError) -> int:
+    print(
+        f"gpu-alloc: error: this command needs the training extra ({exc.name} is missing); "
+        "install it with: pip install -e '.[train]'",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from train.ppo import TrainArgs, parse_hp_overrides, resume_args, train
+
+    if args.resume:
+        run = resume_args(args.run_dir, args.timesteps)
+    else:
+        if args.timesteps is None:
+            raise ValueError("--timesteps is required for a new run; for example --timesteps 1000000")
+        run = TrainArgs(
+            scenario=args.scenario,
+            seed=args.seed,
+            timesteps=args.timesteps,
+            run_dir=str(args.run_dir),
+            hyperparams_file=str(args.hyperparams) if args.hyperparams else None,
+            hp_overrides=parse_hp_overrides(args.hp),
+            scenario_overrides=parse_overrides(args.overrides),
+            checkpoint_interval_s=args.checkpoint_interval_s,
+            threads=args.threads,
+        )
+    run_dir = train(run, resume=args.resume, progress_bar=not args.no_progress)
+    print(f"trained {run_dir}: model.zip, best_model.zip, evaluations.npz, tb/")
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from train.evaluate import run_evaluate
+
+    text = run_evaluate(
+        run_dirs=args.runs,
+        baselines=args.baselines,
+        episodes=args.episodes,
+        out_dir=args.out,
+        scenario=args.scenario,
+        scenario_overrides=parse_overrides(args.overrides),
+        model=args.model,
+        plots=not args.no_plots,
+    )
+    print(text)
+    print(f"wrote {args.out / 'episodes.csv'} and {args.out / 'summary.md'}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +202,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(text)
             print(f"wrote {args.out / 'episodes.csv'} and {args.out / 'summary.md'}")
             return 0
+        if args.command == "train":
+            return _run_train(args)
+        if args.command == "evaluate":
+            return _run_evaluate(args)
+    except ImportError as exc:
+        if exc.name in ("stable_baselines3", "torch", "yaml", "matplotlib", "tqdm", "rich", "tensorboard"):
+            return _needs_train_extra(exc)
+        raise
     except (ConfigError, ValueError) as exc:
         print(f"gpu-alloc: error: {exc}", file=sys.stderr)
         return 2

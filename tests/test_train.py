@@ -1,0 +1,210 @@
+"""Training, resuming and evaluating PPO runs, on tiny budgets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stable_baselines3 import PPO
+
+from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.scenarios import make_scenario
+from train.cli import main
+from train.evaluate import EVALUATE_COLUMNS, run_evaluate
+from train.learned import LearnedPolicy
+from train.plots import PLOT_FILES
+from train.ppo import EVALUATION_SEED_BASE, TrainArgs, TrainError, load_hyperparams, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_SCENARIO = {"episode_length_s": 20.0}
+TINY_HP = {
+    "n_envs": 4,
+    "n_steps": 32,
+    "batch_size": 64,
+    "n_epochs": 1,
+    "eval_freq_steps": 256,
+    "eval_episodes": 2,
+    "net_arch": [16, 16],
+}
+RUN_FILES = (
+    "config.json",
+    "args.json",
+    "command.txt",
+    "git_revision.txt",
+    "model.zip",
+    "best_model.zip",
+    "vecnormalize.pkl",
+    "evaluations.npz",
+    "checkpoints/last.zip",
+    "checkpoints/vecnormalize.pkl",
+    "checkpoints/state.json",
+)
+
+
+def tiny_args(run_dir: Path, timesteps: int = 640, seed: int = 3) -> TrainArgs:
+    return TrainArgs(
+        scenario="paper",
+        seed=seed,
+        timesteps=timesteps,
+        run_dir=str(run_dir),
+        hp_overrides=dict(TINY_HP),
+        scenario_overrides=dict(TINY_SCENARIO),
+        checkpoint_interval_s=0.0,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train(tiny_args(tmp_path_factory.mktemp("runs") / "tiny"), progress_bar=False)
+
+
+def test_tiny_training_run_writes_a_complete_run_folder(tiny_run: Path) -> None:
+    for name in RUN_FILES:
+        assert (tiny_run / name).is_file(), name
+    assert list((tiny_run / "tb").glob("PPO_1/events.out.tfevents.*"))
+    assert list((tiny_run / "monitor").glob("*.monitor.csv"))
+    saved = json.loads((tiny_run / "config.json").read_text())
+    assert ScenarioConfig.from_dict(saved["scenario"]) == make_scenario("paper", **TINY_SCENARIO)
+    assert saved["hyperparams"] == load_hyperparams("paper", overrides=TINY_HP)
+    args = json.loads((tiny_run / "args.json").read_text())
+    assert args["seed"] == 3 and args["timesteps"] == 640
+    assert len((tiny_run / "git_revision.txt").read_text().strip()) >= 7
+    model = PPO.load(tiny_run / "model.zip", device="cpu")
+    assert model.num_timesteps >= 640
+    state = json.loads((tiny_run / "checkpoints" / "state.json").read_text())
+    assert state["num_timesteps"] == model.num_timesteps
+    with np.load(tiny_run / "evaluations.npz") as data:
+        assert data["results"].shape[1] == 2 and data["timesteps"].size >= 2
+
+
+def test_same_seed_trains_the_same_model(tiny_run: Path, tmp_path: Path) -> None:
+    again = train(tiny_args(tmp_path / "again"), progress_bar=False)
+    obs = np.random.default_rng(0).uniform(0.0, 1.0, size=(8, 12 * 4 + 5)).astype(np.float32)
+    first = LearnedPolicy(tiny_run, "final").predict(obs)[0]
+    second = LearnedPolicy(again, "final").predict(obs)[0]
+    np.testing.assert_array_equal(first, second)
+
+
+def test_killed_run_resumes_from_its_checkpoint_to_its_total_step_count(tmp_path: Path) -> None:
+    run_dir = tmp_path / "killed"
+    total = 40_000
+    command = [sys.executable, "-m", "train", "train", "--scenario", "paper", "--seed", "1"]
+    command += ["--timesteps", str(total), "--run-dir", str(run_dir), "--checkpoint-interval-s", "0"]
+    command += ["--no-progress", "--set", "episode_length_s=20"]
+    for key, value in TINY_HP.items():
+        command += ["--hp", f"{key}={json.dumps(value)}"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state_file = run_dir / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 120.0
+    while time.monotonic() < deadline and process.poll() is None:
+        if state_file.exists() and json.loads(state_file.read_text() or "{}").get("num_timesteps", 0) >= 2000:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, f"the run ended before it could be killed: {process.stderr}"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = json.loads(state_file.read_text())["num_timesteps"]
+    assert 0 < killed_at < total
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--no-progress"]) == 0
+    model = PPO.load(run_dir / "model.zip", device="cpu")
+    assert total <= model.num_timesteps < total + 128  # one rollout of 4 x 32 steps at most beyond
+    assert json.loads(state_file.read_text())["num_timesteps"] == model.num_timesteps
+    with np.load(run_dir / "evaluations.npz") as data:
+        steps = data["timesteps"]
+    assert steps[0] < killed_at < steps[-1] and np.all(np.diff(steps) > 0)
+
+
+def test_new_run_refuses_a_used_folder_and_resume_needs_a_checkpoint(tiny_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainError, match="already exists and is not empty; pass --resume"):
+        train(tiny_args(tiny_run), progress_bar=False)
+    with pytest.raises(TrainError, match="does not exist; start the run again without --resume"):
+        train(tiny_args(tmp_path / "never"), resume=True, progress_bar=False)
+
+
+@pytest.mark.parametrize(
+    ("hp", "message"),
+    [
+        ({"learning_rat": 0.1}, r"unknown hyperparameter\(s\) \['learning_rat'\]"),
+        ({"n_envs": 0}, "n_envs must be a positive integer, got 0"),
+        ({"action": "softmax"}, "unknown action parameterisation 'softmax'"),
+    ],
+)
+def test_bad_hyperparameters_fail_clearly(hp: dict[str, object], message: str, tmp_path: Path) -> None:
+    args = tiny_args(tmp_path / "bad")
+    args = TrainArgs(**{**args.__dict__, "hp_overrides": {**TINY_HP, **hp}})
+    with pytest.raises((TrainError, ValueError), match=message):
+        train(args, progress_bar=False)
+
+
+def test_train_command_reports_bad_arguments(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["train", "--run-dir", str(tmp_path / "r"), "--timesteps", "0"]) == 2
+    assert "--timesteps must be a positive integer, got 0" in capsys.readouterr().err
+    assert main(["train", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "--timesteps is required" in capsys.readouterr().err
+    assert main(["train", "--run-dir", str(tmp_path / "r"), "--timesteps", "10", "--hp", "gamma"]) == 2
+    assert "--hp 'gamma' is not KEY=VALUE" in capsys.readouterr().err
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_evaluation_of_baselines_and_a_run_writes_csv_summary_and_plots(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    text = run_evaluate([tiny_run], ["all"], episodes=2, out_dir=tmp_path / "eval")
+    rows = read_rows(tmp_path / "eval" / "episodes.csv")
+    assert tuple(rows[0]) == EVALUATE_COLUMNS
+    assert len(rows) == (3 + 1) * 2
+    seeds = {(r["policy"], int(r["seed"])) for r in rows}
+    for policy in ("static", "round_robin", "adaptive", "ppo"):
+        assert {(policy, EVALUATION_SEED_BASE), (policy, EVALUATION_SEED_BASE + 1)} <= seeds
+    learned = [r for r in rows if r["policy"] == "ppo"]
+    assert all(r["run"] == "tiny" and r["train_seed"] == "3" for r in learned)
+    assert all(r["run"] == "" and r["train_seed"] == "" for r in rows if r["policy"] != "ppo")
+    assert all(np.isfinite(float(r["task_latency_p95_s"])) for r in rows)
+    summary = (tmp_path / "eval" / "summary.md").read_text()
+    assert summary == text
+    assert "| ppo | 1 |" in summary and "| adaptive | - |" in summary
+    for criterion in ("higher mean episode reward", "lower p95 task latency", "no higher cost per task"):
+        assert criterion in summary
+    for name in PLOT_FILES:
+        assert (tmp_path / "eval" / name).stat().st_size > 1000, name
+
+
+def test_evaluation_is_deterministic_for_fixed_seeds(tiny_run: Path, tmp_path: Path) -> None:
+    for out in ("one", "two"):
+        run_evaluate([tiny_run], ["adaptive"], episodes=2, out_dir=tmp_path / out, plots=False)
+    assert (tmp_path / "one" / "episodes.csv").read_text() == (tmp_path / "two" / "episodes.csv").read_text()
+    assert (tmp_path / "one" / "summary.md").read_text() == (tmp_path / "two" / "summary.md").read_text()
+
+
+def test_evaluating_on_an_incompatible_scenario_fails_clearly(tiny_run: Path, tmp_path: Path) -> None:
+    three_agents = list(make_scenario("paper").agents[:3])
+    with pytest.raises(ValueError, match=r"trained on scenario 'paper' with agents .* cannot act in"):
+        run_evaluate(
+            [tiny_run],
+            ["adaptive"],
+            episodes=1,
+            out_dir=tmp_path / "x",
+            scenario="paper",
+            scenario_overrides={"agents": three_agents},
+        )
+
+
+def test_evaluate_command_reports_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["evaluate", "--runs", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["evaluate", "--baselines", "greedy", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown baseline(s) ['greedy']" in capsys.readouterr().err
+    assert main(["evaluate", "--episodes", "0", "--out", str(tmp_path / "o")]) == 2
+    assert "--episodes must be >= 1, got 0" in capsys.readouterr().err

@@ -1,0 +1,244 @@
+"""Score trained runs and the baselines on the same held-out seeds: ``gpu-alloc evaluate``.
+
+Every policy plays the same episodes (seeds from :data:`EVALUATION_SEED_BASE`, which training and
+validation never use). ``summary.md`` gives, per policy, the interquartile mean of each metric and
+its 95% bootstrap interval (runs of different training seeds resampled, then episodes within
+them), and for every learned policy the paired difference against the adaptive heuristic on the
+same seeds, with the verdicts of the win criteria.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from baselines import BASELINES, make_baseline
+from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.env import resolve_scenario
+from gpu_alloc_env.evaluation import CSV_COLUMNS, SUMMARY_METRICS, EpisodeResult, evaluate_policies
+from gpu_alloc_env.stats import bootstrap_ci95, iqm
+from train.learned import LearnedPolicy
+from train.ppo import EVALUATION_SEED_BASE
+
+EVALUATE_COLUMNS: tuple[str, ...] = (*CSV_COLUMNS, "run", "train_seed")
+"""Columns of ``episodes.csv``: those of ``gpu-alloc compare`` plus the run and its training seed."""
+
+REFERENCE = "adaptive"
+LEARNED = "ppo"
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A win criterion: the paired difference learned - adaptive of ``metric`` must have ``sign``."""
+
+    text: str
+    metric: str
+    better: str
+    """``"higher"`` or ``"lower"``: which direction is a win."""
+    allow_equal: bool = False
+    """True for "no worse than": the interval must not lie on the wrong side of zero."""
+
+    def verdict(self, mean: float, low: float, high: float) -> str:
+        """``holds`` when the whole interval is on the winning side, ``mean only`` when just the mean is."""
+        if math.isnan(mean):
+            return "n/a"
+        sign = 1.0 if self.better == "higher" else -1.0
+        near, point = min(sign * low, sign * high), sign * mean
+        whole = near >= 0.0 if self.allow_equal else near > 0.0
+        point_ok = point >= 0.0 if self.allow_equal else point > 0.0
+        return "holds" if whole else "mean only" if point_ok else "does not hold"
+
+
+CRITERIA: tuple[Criterion, ...] = (
+    Criterion("higher mean episode reward", "episode_return", "higher"),
+    Criterion("lower p95 task latency", "task_latency_p95_s", "lower"),
+    Criterion("no higher cost per task", "cost_per_1k_tasks_usd", "lower", allow_equal=True),
+)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """An episode result with the run it came from (empty for baselines)."""
+
+    result: EpisodeResult
+    run: str
+    train_seed: int | None
+
+    def row(self) -> dict[str, Any]:
+        """The CSV row."""
+        row = self.result.row()
+        row["run"] = self.run
+        row["train_seed"] = "" if self.train_seed is None else self.train_seed
+        return row
+
+
+def load_runs(run_dirs: Sequence[Path], model: str) -> list[LearnedPolicy]:
+    """The runs' policies; every folder must exist and hold a run."""
+    policies = []
+    for run_dir in run_dirs:
+        if not Path(run_dir).is_dir():
+            raise ValueError(f"run folder {run_dir} does not exist; pass folders written by gpu-alloc train")
+        policies.append(LearnedPolicy(Path(run_dir), model))
+    return policies
+
+
+def resolve_config(
+    runs: Sequence[LearnedPolicy], scenario: str | None, overrides: dict[str, Any]
+) -> ScenarioConfig:
+    """The evaluation scenario: ``scenario`` if given, else the runs' (which must agree)."""
+    if scenario is not None:
+        config = resolve_scenario(scenario, overrides)
+    elif runs:
+        names = sorted({run.config.name for run in runs})
+        if len(names) > 1 or any(run.config != runs[0].config for run in runs):
+            raise ValueError(
+                f"the runs were trained on different scenarios {names}; pass --scenario to choose "
+                "the one to evaluate on"
+            )
+        config = runs[0].config.replace(**overrides) if overrides else runs[0].config
+    else:
+        config = resolve_scenario("paper", overrides)
+    for run in runs:
+        run.check_compatible(config)
+    return config
+
+
+def baseline_names(requested: Sequence[str]) -> list[str]:
+    """``all`` or names of baselines, validated."""
+    names = list(BASELINES) if "all" in requested else list(dict.fromkeys(requested))
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)} or 'all'")
+    return names
+
+
+def score(
+    runs: Sequence[LearnedPolicy], baselines: Sequence[str], config: ScenarioConfig, seeds: Sequence[int]
+) -> list[Scored]:
+    """Every baseline and every run on every seed, with the trajectories recorded."""
+    scored: list[Scored] = []
+    for name in baselines:
+        policy = make_baseline(name, config)
+        for result in evaluate_policies({name: policy}, config, seeds, record=True):
+            scored.append(Scored(result, "", None))
+    for run in runs:
+        for result in evaluate_policies({LEARNED: run}, config, seeds, record=True):
+            scored.append(Scored(result, run.run_dir.name, run.train_seed))
+    return scored
+
+
+def write_csv(scored: Sequence[Scored], path: Path) -> None:
+    """One row per policy, run and seed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(EVALUATE_COLUMNS))
+        writer.writeheader()
+        for item in scored:
+            writer.writerow(item.row())
+
+
+def groups_of(scored: Sequence[Scored], policy: str, metric: str) -> list[list[float]]:
+    """Per run (one group for a baseline), the metric's values over episodes."""
+    by_run: dict[str, list[float]] = {}
+    for item in scored:
+        if item.result.policy == policy:
+            by_run.setdefault(item.run, []).append(item.result.value(metric))
+    return list(by_run.values())
+
+
+def paired_groups(scored: Sequence[Scored], policy: str, metric: str) -> list[list[float]]:
+    """Per run of ``policy``, the per-seed differences ``policy - adaptive`` of ``metric``."""
+    reference = {i.result.seed: i.result.value(metric) for i in scored if i.result.policy == REFERENCE}
+    by_run: dict[str, list[float]] = {}
+    for item in scored:
+        if item.result.policy == policy and item.result.seed in reference:
+            diff = item.result.value(metric) - reference[item.result.seed]
+            by_run.setdefault(item.run, []).append(diff)
+    return list(by_run.values())
+
+
+def _cell(estimate: float, low: float, high: float) -> str:
+    if math.isnan(estimate):
+        return "n/a"
+    digits = 3 if abs(estimate) < 10 else 1
+    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def summary_markdown(scored: Sequence[Scored], config: ScenarioConfig, seeds: Sequence[int]) -> str:
+    """The tables of ``summary.md``."""
+    policies = list(dict.fromkeys(i.result.policy for i in scored))
+    runs = sorted({i.run for i in scored if i.run})
+    lines = [
+        f"# Evaluation on scenario `{config.name}`",
+        "",
+        f"{len(seeds)} held-out episodes per policy and run (seeds {seeds[0]}..{seeds[-1]}, the same "
+        f"workload for every policy), {config.episode_length_s:g} s each. Learned runs: "
+        f"{', '.join(runs) if runs else 'none'}.",
+        "",
+        "Cells: interquartile mean [95% bootstrap interval]; for learned policies the bootstrap "
+        "resamples runs (training seeds), then episodes within them.",
+        "",
+        "| policy | runs | " + " | ".join(SUMMARY_METRICS) + " |",
+        "|" + "---|" * (len(SUMMARY_METRICS) + 2),
+    ]
+    for policy in policies:
+        cells = [_cell(*bootstrap_ci95(groups_of(scored, policy, m), iqm)) for m in SUMMARY_METRICS]
+        count = len(groups_of(scored, policy, SUMMARY_METRICS[0])) if policy == LEARNED else 0
+        lines.append(f"| {policy} | {count or '-'} | " + " | ".join(cells) + " |")
+    if LEARNED in policies and REFERENCE in policies:
+        lines += [
+            "",
+            f"## {LEARNED} against the {REFERENCE} heuristic",
+            "",
+            f"Paired per-seed difference {LEARNED} - {REFERENCE} (mean [95% bootstrap interval], runs "
+            "then episodes resampled). A criterion holds when the whole interval is on its side of zero.",
+            "",
+            "| criterion | metric | difference | verdict |",
+            "|---|---|---|---|",
+        ]
+        for criterion in CRITERIA:
+            mean, low, high = bootstrap_ci95(
+                paired_groups(scored, LEARNED, criterion.metric), lambda x: float(np.mean(x))
+            )
+            lines.append(
+                f"| {criterion.text} | `{criterion.metric}` | {_cell(mean, low, high)} | "
+                f"{criterion.verdict(mean, low, high)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def run_evaluate(
+    run_dirs: Sequence[Path],
+    baselines: Sequence[str],
+    episodes: int,
+    out_dir: Path,
+    scenario: str | None = None,
+    scenario_overrides: dict[str, Any] | None = None,
+    model: str = "best",
+    plots: bool = True,
+) -> str:
+    """Evaluate, write ``episodes.csv``, ``summary.md`` and the plots to ``out_dir``; returns the summary."""
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    names = baseline_names(baselines)
+    runs = load_runs(run_dirs, model)
+    if not runs and not names:
+        raise ValueError("nothing to evaluate: pass --runs, --baselines, or both")
+    config = resolve_config(runs, scenario, scenario_overrides or {})
+    seeds = [EVALUATION_SEED_BASE + k for k in range(episodes)]
+    scored = score(runs, names, config, seeds)
+    out_dir = Path(out_dir)
+    write_csv(scored, out_dir / "episodes.csv")
+    text = summary_markdown(scored, config, seeds)
+    (out_dir / "summary.md").write_text(text)
+    if plots:
+        from train.plots import write_plots
+
+        write_plots(scored, runs, config, out_dir)
+    return text

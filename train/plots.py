@@ -1,0 +1,104 @@
+"""The evaluation's figures, as PNG files drawn with matplotlib's Agg backend.
+
+Task-latency CDFs, cost per task against p95 latency, one episode's allocation timeline per policy,
+and the runs' learning curves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gpu_alloc_env.config import ScenarioConfig
+
+if TYPE_CHECKING:
+    from train.evaluate import Scored
+    from train.learned import LearnedPolicy
+
+PLOT_FILES = ("latency_cdf.png", "cost_vs_p95.png", "allocation_timeline.png", "learning_curves.png")
+
+
+def write_plots(
+    scored: Sequence[Scored], runs: Sequence[LearnedPolicy], config: ScenarioConfig, out_dir: Path
+) -> list[Path]:
+    """Write :data:`PLOT_FILES` into ``out_dir`` (the learning curves only when there are runs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    policies = list(dict.fromkeys(i.result.policy for i in scored))
+    written = []
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for policy in policies:
+        latencies = [i.result.task_latencies_s for i in scored if i.result.policy == policy]
+        pooled = np.sort(np.concatenate([x for x in latencies if x is not None]))
+        if pooled.size:
+            ax.plot(pooled, np.arange(1, pooled.size + 1) / pooled.size, label=policy)
+    ax.set_xscale("log")
+    ax.set_xlabel("task latency (s)")
+    ax.set_ylabel("fraction of tasks")
+    ax.set_title(f"Task latency CDF, scenario {config.name}")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    written.append(_save(fig, out_dir / "latency_cdf.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for policy in policies:
+        mine = [i.result for i in scored if i.result.policy == policy]
+        p95 = [r.value("task_latency_p95_s") for r in mine]
+        cost = [r.value("cost_per_1k_tasks_usd") for r in mine]
+        points = ax.scatter(p95, cost, s=12, alpha=0.5, label=policy)
+        ax.scatter([np.mean(p95)], [np.mean(cost)], s=90, marker="X", color=points.get_facecolor()[0])
+    ax.set_xlabel("p95 task latency (s)")
+    ax.set_ylabel("cost per 1000 tasks (USD)")
+    ax.set_title("Cost against tail latency (episodes; X = mean)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    written.append(_save(fig, out_dir / "cost_vs_p95.png"))
+
+    fig, axes = plt.subplots(
+        len(policies), 1, figsize=(7, 1.8 * len(policies) + 0.6), sharex=True, squeeze=False
+    )
+    names = [a.name for a in config.agents]
+    for ax, policy in zip(axes[:, 0], policies, strict=True):
+        first = next(i.result for i in scored if i.result.policy == policy)
+        alloc = first.allocation_gpus
+        if alloc is None:
+            continue
+        time_s = np.arange(alloc.shape[0]) * config.decision_interval_s
+        ax.stackplot(time_s, alloc.T, labels=names, step="post")
+        ax.set_ylim(0, config.capacity_gpus)
+        ax.set_ylabel(f"{policy}\nGPUs")
+    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=len(names))
+    axes[0, 0].set_title(f"Allocation over one episode (seed {scored[0].result.seed})")
+    axes[-1, 0].set_xlabel("time (s)")
+    written.append(_save(fig, out_dir / "allocation_timeline.png"))
+
+    if runs:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for run in runs:
+            log = run.run_dir / "evaluations.npz"
+            if log.exists():
+                with np.load(log) as data:
+                    ax.plot(data["timesteps"], data["results"].mean(axis=1), label=run.run_dir.name)
+        ax.set_xlabel("training steps")
+        ax.set_ylabel("validation return (mean over episodes)")
+        ax.set_title("Learning curves")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        written.append(_save(fig, out_dir / "learning_curves.png"))
+    return written
+
+
+def _save(fig: object, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
+    plt.close(fig)  # type: ignore[arg-type]
+    return path

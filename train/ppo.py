@@ -1,0 +1,357 @@
+"""Train a PPO allocator with Stable-Baselines3: ``gpu-alloc train``.
+
+A run lives in its own folder and can be reproduced from it:
+
+| file                        | content                                                        |
+|-----------------------------|----------------------------------------------------------------|
+| ``config.json``             | the resolved scenario, hyperparameters and action parameterisation |
+| ``args.json``               | the arguments of the run                                       |
+| ``command.txt``             | the exact command line                                         |
+| ``git_revision.txt``        | the source revision (and whether the tree had local changes)   |
+| ``model.zip``               | the final model                                                |
+| ``best_model.zip``          | the model with the best validation return                      |
+| ``vecnormalize.pkl``        | reward-normalisation statistics (when ``normalize_reward``)   |
+| ``evaluations.npz``         | validation returns over training (the learning curve)          |
+| ``checkpoints/``            | the last checkpoint, written every ``--checkpoint-interval-s`` |
+| ``tb/``                     | TensorBoard logs                                               |
+| ``monitor/``                | per-episode training returns                                   |
+
+Seeds: training environment ``e`` of a run with seed ``K`` starts from seed ``1000 K + e`` and its
+generator continues across episodes; validation uses seeds from :data:`VALIDATION_SEED_BASE`;
+``gpu-alloc evaluate`` uses seeds from :data:`EVALUATION_SEED_BASE`, which no training or
+validation episode uses.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
+
+from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.env import resolve_scenario
+from train.actions import transform_from_hyperparams
+from train.vec_env import BatchVecEnv
+
+MAX_TRAIN_SEED = 899
+"""Training seeds run from 0 to this, so that training environment seeds stay below validation's."""
+VALIDATION_SEED_BASE = 900_000
+"""First seed of the periodic validation episodes."""
+EVALUATION_SEED_BASE = 1_000_000
+"""First seed of ``gpu-alloc evaluate``'s held-out episodes."""
+
+ENV_KEYS = (
+    "n_envs",
+    "action",
+    "residual_scale",
+    "max_need_factor",
+    "normalize_reward",
+    "eval_freq_steps",
+    "eval_episodes",
+    "train_reward",
+)
+POLICY_KEYS = ("net_arch", "log_std_init")
+CHECKPOINT_DIR = "checkpoints"
+
+
+class TrainError(ValueError):
+    """A training request that cannot be carried out; the message says what to change."""
+
+
+def default_hyperparams_path() -> Path:
+    """The bundled ``train/hyperparams.yml``."""
+    return Path(str(resources.files("train").joinpath("hyperparams.yml")))
+
+
+def load_hyperparams(
+    scenario: str, path: Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``default`` merged with the block of ``scenario`` (if any), then ``overrides``."""
+    source = path or default_hyperparams_path()
+    try:
+        table = yaml.safe_load(Path(source).read_text())
+    except FileNotFoundError as exc:
+        raise TrainError(f"hyperparameter file {source} does not exist; pass an existing YAML file") from exc
+    except yaml.YAMLError as exc:
+        raise TrainError(f"hyperparameter file {source} is not valid YAML: {exc}") from exc
+    if not isinstance(table, dict) or not isinstance(table.get("default"), dict):
+        raise TrainError(f"hyperparameter file {source} needs a mapping with a 'default' block")
+    resolved = dict(table["default"])
+    resolved.update(table.get(scenario) or {})
+    resolved.update(overrides or {})
+    _check_hyperparams(resolved, source)
+    return resolved
+
+
+def _check_hyperparams(hp: Mapping[str, Any], source: Path | str) -> None:
+    accepted = set(inspect.signature(PPO.__init__).parameters) - {"self", "policy", "env"}
+    unknown = sorted(set(hp) - accepted - set(ENV_KEYS) - set(POLICY_KEYS))
+    if unknown:
+        raise TrainError(
+            f"unknown hyperparameter(s) {unknown} (from {source} or --hp); valid keys are the "
+            f"environment keys {list(ENV_KEYS)}, the policy keys {list(POLICY_KEYS)} and "
+            "stable_baselines3.PPO's arguments"
+        )
+    for key in ("n_envs", "eval_freq_steps", "eval_episodes", "n_steps", "batch_size"):
+        if key in hp and (not isinstance(hp[key], int) or isinstance(hp[key], bool) or hp[key] < 1):
+            raise TrainError(f"hyperparameter {key} must be a positive integer, got {hp[key]!r}")
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    """Arguments of a training run (saved as ``args.json``)."""
+
+    scenario: str
+    seed: int
+    timesteps: int
+    run_dir: str
+    hyperparams_file: str | None = None
+    hp_overrides: dict[str, Any] | None = None
+    scenario_overrides: dict[str, Any] | None = None
+    checkpoint_interval_s: float = 120.0
+    threads: int = 1
+
+    def validate(self) -> None:
+        """Raise :class:`TrainError` naming any bad value."""
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_TRAIN_SEED:
+            raise TrainError(f"--seed must be an integer in [0, {MAX_TRAIN_SEED}], got {self.seed!r}")
+        if not isinstance(self.timesteps, int) or self.timesteps < 1:
+            raise TrainError(f"--timesteps must be a positive integer, got {self.timesteps!r}")
+        if not self.checkpoint_interval_s >= 0.0:
+            raise TrainError(
+                f"--checkpoint-interval-s must be >= 0 seconds, got {self.checkpoint_interval_s!r}"
+            )
+        if self.threads < 1:
+            raise TrainError(f"--threads must be >= 1, got {self.threads!r}")
+
+
+def git_revision() -> str:
+    """``<commit>`` of the source tree, with ``-dirty`` when it has local changes; ``unknown`` outside git."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+class ValidationCallback(EvalCallback):
+    """SB3's ``EvalCallback`` on fixed validation seeds, continuing an earlier log when resumed."""
+
+    def __init__(self, eval_env: VecEnv, seed_base: int, **kwargs: Any) -> None:
+        super().__init__(eval_env, **kwargs)
+        self.seed_base = seed_base
+
+    def restore(self, log_file: Path) -> None:
+        """Continue the learning curve and best return saved in ``log_file`` (``evaluations.npz``)."""
+        if not log_file.exists():
+            return
+        with np.load(log_file) as data:
+            self.evaluations_timesteps = [int(t) for t in data["timesteps"]]
+            self.evaluations_results = [list(r) for r in data["results"]]
+            self.evaluations_length = [list(n) for n in data["ep_lengths"]]
+        if self.evaluations_results:
+            self.best_mean_reward = float(max(np.mean(r) for r in self.evaluations_results))
+
+    def _on_step(self) -> bool:
+        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+            self.eval_env.seed(self.seed_base)
+        return super()._on_step()
+
+
+class CheckpointCallback(BaseCallback):
+    """Saves the model (and reward statistics) every ``interval_s`` wall seconds, at rollout ends."""
+
+    def __init__(self, run_dir: Path, interval_s: float) -> None:
+        super().__init__()
+        self.folder = run_dir / CHECKPOINT_DIR
+        self.interval_s = interval_s
+        self._last = time.monotonic()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if time.monotonic() - self._last >= self.interval_s:
+            self.save()
+
+    def save(self) -> None:
+        """Write ``checkpoints/last.zip`` atomically, then its statistics and step count."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = self.folder / "last.partial.zip"
+        self.model.save(partial)
+        env = self.model.get_env()
+        if isinstance(env, VecNormalize):
+            env.save(str(self.folder / "vecnormalize.partial.pkl"))
+            os.replace(self.folder / "vecnormalize.partial.pkl", self.folder / "vecnormalize.pkl")
+        os.replace(partial, self.folder / "last.zip")
+        state = {"num_timesteps": int(self.model.num_timesteps), "saved_unix_s": time.time()}
+        (self.folder / "state.json").write_text(json.dumps(state) + "\n")
+        self._last = time.monotonic()
+
+
+def build_env(
+    config: ScenarioConfig, hp: Mapping[str, Any], num_envs: int, monitor_file: Path | None
+) -> VecEnv:
+    """The batched environment of a run, monitored, with reward normalisation if configured."""
+    transform = transform_from_hyperparams(config, dict(hp))
+    env: VecEnv = VecMonitor(
+        BatchVecEnv(config, num_envs, transform), filename=str(monitor_file) if monitor_file else None
+    )
+    if hp.get("normalize_reward", False):
+        env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=float(hp.get("gamma", 0.99)))
+    return env
+
+
+def ppo_kwargs(hp: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of ``stable_baselines3.PPO`` among the hyperparameters."""
+    kwargs = {k: v for k, v in hp.items() if k not in ENV_KEYS and k not in POLICY_KEYS}
+    policy = {k: hp[k] for k in POLICY_KEYS if k in hp}
+    if policy:
+        kwargs["policy_kwargs"] = policy
+    return kwargs
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _segment(run_dir: Path) -> int:
+    folder = run_dir / "monitor"
+    return len(list(folder.glob("*.monitor.csv"))) if folder.exists() else 0
+
+
+def train(args: TrainArgs, resume: bool = False, progress_bar: bool = True, verbose: int = 0) -> Path:
+    """Train (or resume) the run ``args`` describes; returns the run folder."""
+    import torch
+
+    args.validate()
+    run_dir = Path(args.run_dir)
+    if resume:
+        checkpoint = run_dir / CHECKPOINT_DIR / "last.zip"
+        if not checkpoint.exists():
+            raise TrainError(f"--resume: {checkpoint} does not exist; start the run again without --resume")
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise TrainError(
+            f"run folder {run_dir} already exists and is not empty; pass --resume to continue it "
+            "or choose another --run-dir"
+        )
+    torch.set_num_threads(args.threads)
+    config = resolve_scenario(args.scenario, args.scenario_overrides or {})
+    hp = load_hyperparams(
+        args.scenario, Path(args.hyperparams_file) if args.hyperparams_file else None, args.hp_overrides
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "monitor").mkdir(exist_ok=True)
+    monitor_file = run_dir / "monitor" / f"train-{_segment(run_dir)}"
+    train_config = config.replace(reward=dict(hp["train_reward"])) if hp.get("train_reward") else config
+    env = build_env(train_config, hp, int(hp["n_envs"]), monitor_file)
+    eval_env = build_env(config, {**hp, "normalize_reward": False}, int(hp["eval_episodes"]), None)
+    if isinstance(env, VecNormalize):
+        eval_env = VecNormalize(eval_env, training=False, norm_obs=False, norm_reward=False)
+
+    if resume:
+        stats = run_dir / CHECKPOINT_DIR / "vecnormalize.pkl"
+        if isinstance(env, VecNormalize) and stats.exists():
+            env = VecNormalize.load(str(stats), env.venv)
+            env.training = True
+        model = PPO.load(run_dir / CHECKPOINT_DIR / "last.zip", env=env, device="cpu")
+        remaining = args.timesteps - model.num_timesteps
+    else:
+        _write_json(run_dir / "args.json", args.__dict__)
+        _write_json(
+            run_dir / "config.json",
+            {"scenario": config.to_dict(), "hyperparams": hp, "algorithm": "PPO"},
+        )
+        (run_dir / "command.txt").write_text(shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) + "\n")
+        (run_dir / "git_revision.txt").write_text(git_revision() + "\n")
+        env.seed(1000 * args.seed)
+        model = PPO(
+            "MlpPolicy",
+            env,
+            seed=args.seed,
+            device="cpu",
+            verbose=verbose,
+            tensorboard_log=str(run_dir / "tb"),
+            **ppo_kwargs(hp),
+        )
+        remaining = args.timesteps
+
+    checkpoints = CheckpointCallback(run_dir, args.checkpoint_interval_s)
+    validation = ValidationCallback(
+        eval_env,
+        VALIDATION_SEED_BASE,
+        n_eval_episodes=int(hp["eval_episodes"]),
+        eval_freq=max(int(hp["eval_freq_steps"]) // int(hp["n_envs"]), 1),
+        best_model_save_path=str(run_dir),
+        log_path=str(run_dir),
+        deterministic=True,
+        verbose=verbose,
+    )
+    validation.restore(run_dir / "evaluations.npz")
+    if remaining > 0:
+        model.learn(
+            total_timesteps=remaining,
+            callback=CallbackList([checkpoints, validation]),
+            reset_num_timesteps=not resume,
+            tb_log_name="PPO",
+            progress_bar=progress_bar,
+        )
+    model.save(run_dir / "model.zip")
+    if isinstance(env, VecNormalize):
+        env.save(str(run_dir / "vecnormalize.pkl"))
+    if not (run_dir / "best_model.zip").exists():
+        model.save(run_dir / "best_model.zip")
+    checkpoints.init_callback(model)
+    checkpoints.save()
+    return run_dir
+
+
+def parse_hp_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs with YAML values (``--hp learning_rate=1e-4 --hp net_arch=[128,128]``)."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise TrainError(f"--hp {item!r} is not KEY=VALUE; write for example --hp learning_rate=1e-4")
+        try:
+            overrides[key] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise TrainError(f"--hp {item!r}: the value is not valid YAML ({exc})") from exc
+    return overrides
+
+
+def resume_args(run_dir: Path, timesteps: int | None) -> TrainArgs:
+    """The saved arguments of ``run_dir``, with a new total of ``timesteps`` if given."""
+    saved = run_dir / "args.json"
+    if not saved.exists():
+        raise TrainError(f"--resume: {saved} does not exist; is {run_dir} a run folder?")
+    data = json.loads(saved.read_text())
+    data["run_dir"] = str(run_dir)
+    if timesteps is not None:
+        data["timesteps"] = timesteps
+    return TrainArgs(**data)
