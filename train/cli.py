@@ -67,7 +67,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_train(sub)
     _add_evaluate(sub)
+    _add_experiment(sub)
     return parser
+
+
+def _add_experiment(sub: Any) -> None:
+    experiment = sub.add_parser(
+        "experiment",
+        help="train PPO over several seeds, then evaluate the runs against the baselines",
+        description="Train one PPO run per seed (in parallel subprocesses; finished runs are "
+        "reused and interrupted ones resumed), then run gpu-alloc evaluate on all of them.",
+    )
+    experiment.add_argument("--scenario", default="paper", choices=sorted(SCENARIOS))
+    experiment.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="training seeds")
+    experiment.add_argument("--timesteps", type=int, required=True, help="environment steps per run")
+    experiment.add_argument("--runs-dir", type=Path, required=True, help="folder of the run folders")
+    experiment.add_argument("--out", type=Path, required=True, help="evaluation output directory")
+    experiment.add_argument("--episodes", type=int, default=20, help="held-out episodes per policy")
+    experiment.add_argument("--parallel", type=int, default=2, help="runs trained at once (default 2)")
+    experiment.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter")
+    experiment.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE", help="scenario field"
+    )
 
 
 def _add_train(sub: Any) -> None:
@@ -189,6 +210,25 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_experiment(args: argparse.Namespace) -> int:
+    from train.experiment import run_experiment
+
+    text = run_experiment(
+        scenario=args.scenario,
+        seeds=args.seeds,
+        timesteps=args.timesteps,
+        runs_dir=args.runs_dir,
+        out_dir=args.out,
+        episodes=args.episodes,
+        parallel=args.parallel,
+        hp=args.hp,
+        overrides=args.overrides,
+    )
+    print(text)
+    print(f"wrote {args.out / 'episodes.csv'}, {args.out / 'summary.md'} and the plots")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gpu-alloc``."""
     parser = build_parser()
@@ -206,11 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_train(args)
         if args.command == "evaluate":
             return _run_evaluate(args)
+        if args.command == "experiment":
+            return _run_experiment(args)
     except ImportError as exc:
         if exc.name in ("stable_baselines3", "torch", "yaml", "matplotlib", "tqdm", "rich", "tensorboard"):
             return _needs_train_extra(exc)
         raise
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, RuntimeError) as exc:
         print(f"gpu-alloc: error: {exc}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command!r}")

@@ -98,9 +98,9 @@ class BatchVecEnv(VecEnv):
                     "episode_metrics": episode_metrics(self.sim, int(env)),
                 }
                 self._reset_one(int(env), None)
-            self._obs = self.layout.encode(self.sim)
-        first: NDArray[np.float32] = self._obs.copy()
-        return first, reward, done, infos
+            obs = self.layout.encode(self.sim)
+        self._obs = obs
+        return obs.copy(), reward, done, infos
 
     def close(self) -> None:
         """Nothing to release."""
