@@ -19,7 +19,7 @@ from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.scenarios import make_scenario
 from train.cli import main
 from train.evaluate import EVALUATE_COLUMNS, run_evaluate
-from train.learned import LearnedPolicy
+from train.learned import LearnedPolicy, training_record
 from train.plots import PLOT_FILES
 from train.ppo import EVALUATION_SEED_BASE, TrainArgs, TrainError, load_hyperparams, train
 
@@ -120,6 +120,12 @@ def test_killed_run_resumes_from_its_checkpoint_to_its_total_step_count(tmp_path
     with np.load(run_dir / "evaluations.npz") as data:
         steps = data["timesteps"]
     assert steps[0] < killed_at < steps[-1] and np.all(np.diff(steps) > 0)
+    segments = sorted((run_dir / "monitor").glob("*.monitor.csv"))
+    assert len(segments) == 2  # the killed start and the resume each log their own episodes
+    record = training_record(run_dir)
+    last_times = [float(seg.read_text().splitlines()[-1].split(",")[2]) for seg in segments]
+    assert record["timesteps"] == model.num_timesteps
+    assert record["wall_s"] == pytest.approx(sum(last_times)) and record["wall_s"] > max(last_times)
 
 
 def test_new_run_refuses_a_used_folder_and_resume_needs_a_checkpoint(tiny_run: Path, tmp_path: Path) -> None:
@@ -177,6 +183,13 @@ def test_evaluation_of_baselines_and_a_run_writes_csv_summary_and_plots(
     assert "| ppo | 1 |" in summary and "| adaptive | - |" in summary
     for criterion in ("higher mean episode reward", "lower p95 task latency", "no higher cost per task"):
         assert criterion in summary
+    model = PPO.load(tiny_run / "model.zip", device="cpu")
+    row = next(line for line in summary.splitlines() if line.startswith("| tiny |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "3" and int(cells[2]) == model.num_timesteps
+    record = training_record(tiny_run)
+    assert record["wall_s"] > 0.0 and cells[3] == f"{record['wall_s'] / 60.0:.1f}"
+    assert int(cells[4]) == record["best_step"] <= model.num_timesteps
     for name in PLOT_FILES:
         assert (tmp_path / "eval" / name).stat().st_size > 1000, name
 

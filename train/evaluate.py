@@ -23,7 +23,7 @@ from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.evaluation import CSV_COLUMNS, SUMMARY_METRICS, EpisodeResult, evaluate_policies
 from gpu_alloc_env.stats import bootstrap_ci95, iqm
-from train.learned import LearnedPolicy
+from train.learned import LearnedPolicy, training_record
 from train.ppo import EVALUATION_SEED_BASE
 
 EVALUATE_COLUMNS: tuple[str, ...] = (*CSV_COLUMNS, "run", "train_seed")
@@ -170,7 +170,38 @@ def _cell(estimate: float, low: float, high: float) -> str:
     return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def summary_markdown(scored: Sequence[Scored], config: ScenarioConfig, seeds: Sequence[int]) -> str:
+def training_table(runs: Sequence[LearnedPolicy]) -> list[str]:
+    """Lines of the table of the runs' training: seed, steps, wall-clock time, best validation."""
+    lines = [
+        "## Training runs",
+        "",
+        "Steps from each run's last checkpoint; wall-clock minutes from its monitor logs (all "
+        "training segments of the run); the evaluated model is the one with the best validation "
+        "return (`best_model.zip`) unless `--model final`.",
+        "",
+        "| run | train_seed | timesteps | wall_clock_min | best_validation_step | best_validation_return |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in sorted(runs, key=lambda r: r.run_dir.name):
+        rec = training_record(run.run_dir)
+
+        def fmt(value: float, spec: str) -> str:
+            return "n/a" if math.isnan(value) else format(value, spec)
+
+        lines.append(
+            f"| {run.run_dir.name} | {run.train_seed} | {fmt(rec['timesteps'], '.0f')} | "
+            f"{fmt(rec['wall_s'] / 60.0, '.1f')} | {fmt(rec['best_step'], '.0f')} | "
+            f"{fmt(rec['best_validation_return'], '.1f')} |"
+        )
+    return lines
+
+
+def summary_markdown(
+    scored: Sequence[Scored],
+    config: ScenarioConfig,
+    seeds: Sequence[int],
+    learned_runs: Sequence[LearnedPolicy] = (),
+) -> str:
     """The tables of ``summary.md``."""
     policies = list(dict.fromkeys(i.result.policy for i in scored))
     runs = sorted({i.run for i in scored if i.run})
@@ -191,6 +222,8 @@ def summary_markdown(scored: Sequence[Scored], config: ScenarioConfig, seeds: Se
         cells = [_cell(*bootstrap_ci95(groups_of(scored, policy, m), iqm)) for m in SUMMARY_METRICS]
         count = len(groups_of(scored, policy, SUMMARY_METRICS[0])) if policy == LEARNED else 0
         lines.append(f"| {policy} | {count or '-'} | " + " | ".join(cells) + " |")
+    if learned_runs:
+        lines += ["", *training_table(learned_runs)]
     if LEARNED in policies and REFERENCE in policies:
         lines += [
             "",
@@ -235,7 +268,7 @@ def run_evaluate(
     scored = score(runs, names, config, seeds)
     out_dir = Path(out_dir)
     write_csv(scored, out_dir / "episodes.csv")
-    text = summary_markdown(scored, config, seeds)
+    text = summary_markdown(scored, config, seeds, runs)
     (out_dir / "summary.md").write_text(text)
     if plots:
         from train.plots import write_plots

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,42 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
         raise ValueError(f"{run_dir} is not a run folder of gpu-alloc train: {path} does not exist")
     data: dict[str, Any] = json.loads(path.read_text())
     return data
+
+
+def training_record(run_dir: Path) -> dict[str, float]:
+    """What a run's own logs say about its training: steps, wall-clock seconds, best validation.
+
+    ``timesteps`` comes from ``checkpoints/state.json``; ``wall_s`` is the sum over the run's
+    training segments (one per start or resume) of the monitor log's last episode time, so it
+    leaves out only the seconds after a segment's last finished episode; ``best_step`` and
+    ``best_validation_return`` come from ``evaluations.npz``. Missing logs give NaN.
+    """
+    run_dir = Path(run_dir)
+    record = {
+        "timesteps": math.nan,
+        "wall_s": math.nan,
+        "best_step": math.nan,
+        "best_validation_return": math.nan,
+    }
+    state = run_dir / "checkpoints" / "state.json"
+    if state.exists():
+        record["timesteps"] = float(json.loads(state.read_text())["num_timesteps"])
+    segments = sorted((run_dir / "monitor").glob("*.monitor.csv"))
+    if segments:
+        wall = 0.0
+        for segment in segments:
+            rows = [line for line in segment.read_text().splitlines()[2:] if line.strip()]
+            wall += float(rows[-1].split(",")[2]) if rows else 0.0
+        record["wall_s"] = wall
+    evaluations = run_dir / "evaluations.npz"
+    if evaluations.exists():
+        with np.load(evaluations) as data:
+            means = np.asarray(data["results"], dtype=float).mean(axis=1)
+            if means.size:
+                best = int(np.argmax(means))
+                record["best_step"] = float(data["timesteps"][best])
+                record["best_validation_return"] = float(means[best])
+    return record
 
 
 class LearnedPolicy:
