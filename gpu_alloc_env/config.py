@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeVar, get_args
@@ -28,7 +29,8 @@ class ConfigError(ValueError):
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # numbers.Real covers int, float and NumPy's integer and floating scalars; bools are not numbers here.
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_number(
@@ -45,7 +47,12 @@ def _check_number(
             f"{owner}.{name} must be a number, got {value!r} of type {type(value).__name__}; "
             "pass an int or a float"
         )
-    number = float(value)  # type: ignore[arg-type]
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        raise ConfigError(
+            f"{owner}.{name} is too large to be a float, got {value!r}; pass a finite number"
+        ) from None
     if not math.isfinite(number):
         raise ConfigError(f"{owner}.{name} must be finite, got {number!r}; pass a finite number")
     if positive and number <= 0.0:
@@ -67,6 +74,28 @@ def _coerce_numbers(instance: object, owner: str, rules: Mapping[str, dict[str, 
 def _check_choice(owner: str, name: str, value: object, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ConfigError(f"{owner}.{name} must be one of {list(choices)}, got {value!r}")
+
+
+def _build(cls: type[T], data: object, where: str) -> T:
+    """``cls(**data)`` for a dataclass, with unknown and missing fields reported by name."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping of {cls.__name__} fields, got {data!r}")
+    declared = fields(cls)  # type: ignore[arg-type]
+    known = {f.name for f in declared}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown {cls.__name__} field(s) {unknown} in {where}; valid fields are {sorted(known)}"
+        )
+    required = {
+        f.name
+        for f in declared
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    missing = sorted(required - set(data))
+    if missing:
+        raise ConfigError(f"{where} lacks the required {cls.__name__} field(s) {missing}")
+    return cls(**data)
 
 
 def _replace_checked(instance: T, overrides: Mapping[str, Any]) -> T:
@@ -398,6 +427,12 @@ class ScenarioConfig:
                 raise ConfigError(
                     f"unknown agent name(s) {unknown} in agents override; agents are {list(by_name)}"
                 )
+            for name, fields_ in value.items():
+                if not isinstance(fields_, Mapping):
+                    raise ConfigError(
+                        f"agents override for {name!r} must be a mapping of AgentSpec fields, got "
+                        f"{fields_!r}; write for example agents={{{name!r}: {{'max_gpus': 6}}}}"
+                    )
             return tuple(a.replace(**value[a.name]) if a.name in value else a for a in self.agents)
         if isinstance(value, (list, tuple)):
             specs = []
@@ -405,10 +440,7 @@ class ScenarioConfig:
                 if isinstance(item, AgentSpec):
                     specs.append(item)
                 elif isinstance(item, Mapping):
-                    try:
-                        specs.append(AgentSpec(**item))
-                    except TypeError as exc:
-                        raise ConfigError(f"invalid agent mapping {dict(item)!r}: {exc}") from exc
+                    specs.append(_build(AgentSpec, item, f"agent {item.get('name', '?')!r}"))
                 else:
                     raise ConfigError(f"agents override items must be AgentSpec or mappings, got {item!r}")
             return tuple(specs)
@@ -431,12 +463,15 @@ class ScenarioConfig:
         if unknown:
             raise ConfigError(f"unknown ScenarioConfig field(s) {unknown}; valid fields are {sorted(known)}")
         values = dict(data)
+        agents = values.get("agents", ())
+        if not isinstance(agents, (list, tuple)):
+            raise ConfigError(f"agents must be a list of agent mappings, got {agents!r}")
+        values["agents"] = tuple(_build(AgentSpec, agent, f"agents[{i}]") for i, agent in enumerate(agents))
+        if "workload" in values:
+            values["workload"] = _build(WorkloadSpec, values["workload"], "workload")
+        if "reward" in values:
+            values["reward"] = _build(RewardSpec, values["reward"], "reward")
         try:
-            values["agents"] = tuple(AgentSpec(**agent) for agent in values.get("agents", ()))
-            if "workload" in values:
-                values["workload"] = WorkloadSpec(**values["workload"])
-            if "reward" in values:
-                values["reward"] = RewardSpec(**values["reward"])
+            return cls(**values)
         except TypeError as exc:
-            raise ConfigError(f"invalid scenario mapping: {exc}") from exc
-        return cls(**values)
+            raise ConfigError(f"invalid scenario mapping: {exc}; pass what to_dict() produces") from exc

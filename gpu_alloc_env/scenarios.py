@@ -176,8 +176,11 @@ SCENARIOS: dict[str, Callable[[], ScenarioConfig]] = {
 """Preset name -> factory of its :class:`ScenarioConfig`."""
 
 
-def make_scenario(name: str = "paper", **overrides: Any) -> ScenarioConfig:
-    """The preset ``name`` with fields overridden (see :meth:`ScenarioConfig.replace`)."""
+def make_scenario(name: str = "paper", /, **overrides: Any) -> ScenarioConfig:
+    """The preset ``name`` with fields overridden (see :meth:`ScenarioConfig.replace`).
+
+    ``name`` is positional-only, so ``make_scenario("paper", name="mine")`` renames the copy.
+    """
     if name not in SCENARIOS:
         raise ConfigError(f"unknown scenario {name!r}; choose one of {sorted(SCENARIOS)}")
     config = SCENARIOS[name]()

@@ -197,10 +197,12 @@ def test_compare_argparse_errors_exit_2_naming_the_value(
         (["--set", 'agents={"vision": {}}'], "unknown agent name(s) ['vision']"),
         # A value that is not JSON is passed on as a string, which the field then rejects by name.
         (["--set", "capacity_gpus=sixteen"], "capacity_gpus must be a number, got 'sixteen' of type str"),
+        # ... unless it looks like a JSON object or list: then the JSON error is the message.
         (
             ["--set", "workload={task_rate_tps: 2}"],
-            "workload must be a WorkloadSpec, got '{task_rate_tps: 2}'",
+            "--set 'workload={task_rate_tps: 2}': the value is not valid JSON",
         ),
+        (["--set", 'agents={"code": 3}'], "agents override for 'code' must be a mapping of AgentSpec fields"),
         (["--set", "capacity_gpus=NaN"], "capacity_gpus must be finite, got nan"),
         (["--set", "decision_interval_s=0"], "decision_interval_s must be > 0, got 0.0"),
     ],
@@ -230,3 +232,37 @@ def test_parse_overrides_reads_json_and_falls_back_to_strings() -> None:
         "x": "a=b",
     }
     assert json.dumps(parse_overrides([])) == "{}"
+
+
+def test_compare_summary_records_the_command_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.argv", ["pytest", "-q", "unrelated"])
+    out = tmp_path / "out"
+    args = ["compare", "--episodes", "1", "--policies", "static", "--out", str(out), *SHORT]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert f"Command: `gpu-alloc {' '.join(args)}`" in (out / "summary.md").read_text()
+
+
+def test_compare_can_rename_the_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "compare",
+                "--episodes",
+                "1",
+                "--policies",
+                "static",
+                "--out",
+                str(out),
+                *SHORT,
+                "--set",
+                "name=mine",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert "scenario `mine`" in (out / "summary.md").read_text()

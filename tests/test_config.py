@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from scripted import agent, scenario
 
@@ -159,7 +160,12 @@ BAD_OVERRIDES: list[tuple[dict[str, Any], str]] = [
     ({"agents": {"code": {"name": "reasoning"}}}, r"agent names must be unique"),
     ({"agents": []}, r"agents must be a non-empty sequence of AgentSpec, got \(\)"),
     ({"agents": "code"}, r"agents override must be a sequence .* got 'code'"),
-    ({"agents": [{"name": "solo"}]}, r"invalid agent mapping \{'name': 'solo'\}.*missing"),
+    (
+        {"agents": [{"name": "solo"}]},
+        r"agent 'solo' lacks the required AgentSpec field\(s\) \['cold_start_s'",
+    ),
+    ({"agents": {"code": 3}}, r"agents override for 'code' must be a mapping of AgentSpec fields, got 3"),
+    ({"capacity_gpus": 10**400}, r"capacity_gpus is too large to be a float"),
     ({"agents": [42]}, r"agents override items must be AgentSpec or mappings, got 42"),
     # Unknown fields and names.
     (
@@ -296,11 +302,17 @@ def _paper_dict() -> dict[str, Any]:
     ("edit", "message"),
     [
         (lambda d: d.update(extra=1), r"unknown ScenarioConfig field\(s\) \['extra'\]"),
-        (lambda d: d["workload"].update(bogus=1), r"invalid scenario mapping: .*'bogus'"),
-        (lambda d: d["reward"].update(bogus=1), r"invalid scenario mapping: .*'bogus'"),
-        (lambda d: d["agents"][1].update(bogus=1), r"invalid scenario mapping: .*'bogus'"),
-        (lambda d: d["agents"][1].pop("max_gpus"), r"invalid scenario mapping: .*'max_gpus'"),
-        (lambda d: d.update(workload=None), r"invalid scenario mapping: .*NoneType"),
+        (lambda d: d["workload"].update(bogus=1), r"unknown WorkloadSpec field\(s\) \['bogus'\] in workload"),
+        (lambda d: d["reward"].update(bogus=1), r"unknown RewardSpec field\(s\) \['bogus'\] in reward"),
+        (
+            lambda d: d["agents"][1].update(bogus=1),
+            r"unknown AgentSpec field\(s\) \['bogus'\] in agents\[1\]",
+        ),
+        (
+            lambda d: d["agents"][1].pop("max_gpus"),
+            r"agents\[1\] lacks the required AgentSpec field\(s\) \['max_gpus'\]",
+        ),
+        (lambda d: d.update(workload=None), r"workload must be a mapping of WorkloadSpec fields, got None"),
         (lambda d: d.pop("agents"), r"agents must be a non-empty sequence"),
         (lambda d: d.update(capacity_gpus="12"), r"capacity_gpus must be a number, got '12'"),
         (lambda d: d["agents"][2].update(min_gpus=20.0), r"AgentSpec\('code'\): min_gpus=20\.0 is above"),
@@ -316,3 +328,9 @@ def test_from_dict_rejects_invalid_data_naming_it(edit: Any, message: str) -> No
 def test_from_dict_rejects_a_non_mapping() -> None:
     with pytest.raises(ConfigError, match=r"a scenario must be a mapping of its fields, got \[1, 2\]"):
         ScenarioConfig.from_dict([1, 2])  # type: ignore[arg-type]
+
+
+def test_numpy_scalars_are_numbers_and_the_scenario_can_be_renamed() -> None:
+    config = make_scenario("paper", name="mine", capacity_gpus=np.int64(16), task_slo_s=np.float32(45.0))
+    assert config.name == "mine" and config.capacity_gpus == 16.0 and config.task_slo_s == 45.0
+    assert gym.make("GpuAlloc-v0", name="mine").unwrapped.config.name == "mine"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +27,12 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             )
         try:
             overrides[field] = json.loads(raw)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as exc:
+            if raw.lstrip()[:1] in ("{", "["):
+                raise ConfigError(
+                    f"--set {item!r}: the value is not valid JSON ({exc}); quote keys and strings, "
+                    "for example --set 'workload={\"task_rate_tps\": 4}'"
+                ) from exc
             overrides[field] = raw
     return overrides
 
@@ -238,7 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from train.compare import run_compare
 
             config = make_scenario(args.scenario, **parse_overrides(args.overrides))
-            _, text = run_compare(config, args.episodes, args.seed, args.out, args.policies)
+            command = shlex.join(["gpu-alloc", *(sys.argv[1:] if argv is None else argv)])
+            _, text = run_compare(config, args.episodes, args.seed, args.out, args.policies, command=command)
             print(text)
             print(f"wrote {args.out / 'episodes.csv'} and {args.out / 'summary.md'}")
             return 0
