@@ -187,6 +187,18 @@ def test_evaluation_of_baselines_and_a_run_writes_csv_summary_and_plots(
     row = next(line for line in summary.splitlines() if line.startswith("| tiny |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "3" and int(cells[2]) == model.num_timesteps
+    per_run = next(
+        line
+        for line in summary.splitlines()[
+            summary.splitlines().index(
+                "| run | episode_return | task_latency_p95_s | cost_per_1k_tasks_usd | cold_starts |"
+            ) :
+        ]
+        if line.startswith("| tiny |")
+    )
+    ppo_returns = [float(r["episode_return"]) for r in rows if r["policy"] == "ppo"]
+    heuristic = [float(r["episode_return"]) for r in rows if r["policy"] == "adaptive"]
+    assert float(per_run.split("|")[2]) == pytest.approx(np.mean(ppo_returns) - np.mean(heuristic), abs=1e-3)
     record = training_record(tiny_run)
     assert record["wall_s"] > 0.0 and cells[3] == f"{record['wall_s'] / 60.0:.1f}"
     assert int(cells[4]) == record["best_step"] <= model.num_timesteps

@@ -152,15 +152,20 @@ def groups_of(scored: Sequence[Scored], policy: str, metric: str) -> list[list[f
     return list(by_run.values())
 
 
-def paired_groups(scored: Sequence[Scored], policy: str, metric: str) -> list[list[float]]:
-    """Per run of ``policy``, the per-seed differences ``policy - adaptive`` of ``metric``."""
+def paired_by_run(scored: Sequence[Scored], policy: str, metric: str) -> dict[str, list[float]]:
+    """Run name -> the per-seed differences ``policy - adaptive`` of ``metric``."""
     reference = {i.result.seed: i.result.value(metric) for i in scored if i.result.policy == REFERENCE}
     by_run: dict[str, list[float]] = {}
     for item in scored:
         if item.result.policy == policy and item.result.seed in reference:
             diff = item.result.value(metric) - reference[item.result.seed]
             by_run.setdefault(item.run, []).append(diff)
-    return list(by_run.values())
+    return by_run
+
+
+def paired_groups(scored: Sequence[Scored], policy: str, metric: str) -> list[list[float]]:
+    """Per run of ``policy``, the per-seed differences ``policy - adaptive`` of ``metric``."""
+    return list(paired_by_run(scored, policy, metric).values())
 
 
 def _cell(estimate: float, low: float, high: float) -> str:
@@ -168,6 +173,29 @@ def _cell(estimate: float, low: float, high: float) -> str:
         return "n/a"
     digits = 3 if abs(estimate) < 10 else 1
     return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+PER_RUN_METRICS: tuple[str, ...] = (
+    "episode_return",
+    "task_latency_p95_s",
+    "cost_per_1k_tasks_usd",
+    "cold_starts",
+)
+
+
+def per_run_table(scored: Sequence[Scored]) -> list[str]:
+    """Lines of the table of each run's mean paired difference against the heuristic."""
+    by_metric = {m: paired_by_run(scored, LEARNED, m) for m in PER_RUN_METRICS}
+    lines = [
+        f"Per run, the mean paired difference {LEARNED} - {REFERENCE} over the episodes:",
+        "",
+        "| run | " + " | ".join(PER_RUN_METRICS) + " |",
+        "|" + "---|" * (len(PER_RUN_METRICS) + 1),
+    ]
+    for run in sorted(by_metric[PER_RUN_METRICS[0]]):
+        cells = [f"{float(np.mean(by_metric[m][run])):+.3f}" for m in PER_RUN_METRICS]
+        lines.append(f"| {run} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def training_table(runs: Sequence[LearnedPolicy]) -> list[str]:
@@ -243,6 +271,7 @@ def summary_markdown(
                 f"| {criterion.text} | `{criterion.metric}` | {_cell(mean, low, high)} | "
                 f"{criterion.verdict(mean, low, high)} |"
             )
+        lines += ["", *per_run_table(scored)]
     return "\n".join(lines) + "\n"
 
 
