@@ -39,3 +39,34 @@ def test_compare_command_reproduces_committed_summary(tmp_path: Path) -> None:
     assert _block(text, "| policy") == _block(committed, "| policy")
     assert _block(text, "| claim") == _block(committed, "| claim")
     assert "| claim" in text and "does not hold" not in _block(text, "| claim")
+
+
+@pytest.mark.parametrize(
+    ("name", "start"),
+    [
+        ("results:ppo-paper", "| policy"),
+        ("claims:ppo-paper", "| criterion"),
+        ("per-run:ppo-paper", "| run | episode_return"),
+        ("training:ppo-paper", "| run | train_seed"),
+    ],
+)
+def test_readme_ppo_tables_match_committed_summary(name: str, start: str) -> None:
+    summary = (ROOT / "results" / "ppo-paper" / "summary.md").read_text()
+    assert _readme_block(name) == _block(summary, start)
+
+
+def test_committed_ppo_results_come_from_the_regeneration_script() -> None:
+    script = (ROOT / "results" / "regenerate.sh").read_text()
+    readme = (ROOT / "README.md").read_text()
+    command = (
+        "gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 1500000 "
+        "--runs-dir runs/paper --out results/ppo-paper --episodes 20"
+    )
+    assert command in " ".join(script.replace("\\\n", " ").split())
+    assert command in readme
+    summary = (ROOT / "results" / "ppo-paper" / "summary.md").read_text()
+    assert "Learned runs: paper-seed0, paper-seed1, paper-seed2, paper-seed3, paper-seed4." in summary
+    assert "20 held-out episodes per policy and run" in summary
+    for name in ("latency_cdf.png", "cost_vs_p95.png", "allocation_timeline.png", "learning_curves.png"):
+        assert (ROOT / "results" / "ppo-paper" / name).stat().st_size > 1000
+        assert f"results/ppo-paper/{name}" in readme
