@@ -18,10 +18,17 @@ from stable_baselines3 import PPO
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.scenarios import make_scenario
 from train.cli import main
-from train.evaluate import EVALUATE_COLUMNS, run_evaluate
+from train.evaluate import EVALUATE_COLUMNS, TUNING_SEED_BASE, run_evaluate
 from train.learned import LearnedPolicy, training_record
 from train.plots import PLOT_FILES
-from train.ppo import EVALUATION_SEED_BASE, TrainArgs, TrainError, load_hyperparams, train
+from train.ppo import (
+    EVALUATION_SEED_BASE,
+    VALIDATION_SEED_BASE,
+    TrainArgs,
+    TrainError,
+    load_hyperparams,
+    train,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_SCENARIO = {"episode_length_s": 20.0}
@@ -233,3 +240,19 @@ def test_evaluate_command_reports_bad_input(capsys: pytest.CaptureFixture[str], 
     assert "unknown baseline(s) ['greedy']" in capsys.readouterr().err
     assert main(["evaluate", "--episodes", "0", "--out", str(tmp_path / "o")]) == 2
     assert "--episodes must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_evaluation_on_tuning_seeds_avoids_training_validation_and_held_out_seeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert VALIDATION_SEED_BASE + 1000 <= TUNING_SEED_BASE < EVALUATION_SEED_BASE - 10_000
+    out = tmp_path / "tune"
+    args = ["evaluate", "--baselines", "adaptive", "--episodes", "2", "--no-plots", "--out", str(out)]
+    assert main([*args, "--first-seed", str(TUNING_SEED_BASE), "--set", "episode_length_s=20"]) == 0
+    assert [int(r["seed"]) for r in read_rows(out / "episodes.csv")] == [
+        TUNING_SEED_BASE,
+        TUNING_SEED_BASE + 1,
+    ]
+    capsys.readouterr()
+    assert main([*args, "--first-seed", "900003"]) == 2
+    assert "--first-seed 900003 overlaps the seeds of training and validation" in capsys.readouterr().err

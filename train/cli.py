@@ -149,6 +149,13 @@ def _add_evaluate(sub: Any) -> None:
         "--baselines", nargs="+", default=["all"], help="baselines to include: names or 'all' (default all)"
     )
     evaluate.add_argument("--episodes", type=int, default=10, help="held-out episodes per policy")
+    evaluate.add_argument(
+        "--first-seed",
+        type=int,
+        default=1_000_000,
+        help="first episode seed (default 1000000, the held-out seeds); use 950000 to compare "
+        "hyperparameters without looking at the held-out seeds",
+    )
     evaluate.add_argument("--scenario", default=None, choices=sorted(SCENARIOS), help="default: the runs'")
     evaluate.add_argument(
         "--set",
@@ -210,6 +217,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         scenario_overrides=parse_overrides(args.overrides),
         model=args.model,
         plots=not args.no_plots,
+        first_seed=args.first_seed,
     )
     print(text)
     print(f"wrote {args.out / 'episodes.csv'} and {args.out / 'summary.md'}")

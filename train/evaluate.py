@@ -24,10 +24,13 @@ from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.evaluation import CSV_COLUMNS, SUMMARY_METRICS, EpisodeResult, evaluate_policies
 from gpu_alloc_env.stats import bootstrap_ci95, iqm
 from train.learned import LearnedPolicy, training_record
-from train.ppo import EVALUATION_SEED_BASE
+from train.ppo import EVALUATION_SEED_BASE, VALIDATION_SEED_BASE
 
 EVALUATE_COLUMNS: tuple[str, ...] = (*CSV_COLUMNS, "run", "train_seed")
 """Columns of ``episodes.csv``: those of ``gpu-alloc compare`` plus the run and its training seed."""
+
+TUNING_SEED_BASE = 950_000
+"""First seed for comparing hyperparameters: disjoint from training, validation and evaluation."""
 
 REFERENCE = "adaptive"
 LEARNED = "ppo"
@@ -284,16 +287,28 @@ def run_evaluate(
     scenario_overrides: dict[str, Any] | None = None,
     model: str = "best",
     plots: bool = True,
+    first_seed: int = EVALUATION_SEED_BASE,
 ) -> str:
-    """Evaluate, write ``episodes.csv``, ``summary.md`` and the plots to ``out_dir``; returns the summary."""
+    """Evaluate, write ``episodes.csv``, ``summary.md`` and the plots to ``out_dir``; returns the summary.
+
+    ``first_seed`` defaults to the held-out evaluation seeds. Comparing hyperparameters on them
+    would tune on the test set: pass seeds of your own from :data:`TUNING_SEED_BASE` instead
+    (``--first-seed 950000``), which no training, validation or evaluation episode uses.
+    """
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    if first_seed < VALIDATION_SEED_BASE + 1000:
+        raise ValueError(
+            f"--first-seed {first_seed} overlaps the seeds of training and validation episodes (below "
+            f"{VALIDATION_SEED_BASE + 1000}); use {TUNING_SEED_BASE} to tune or {EVALUATION_SEED_BASE} "
+            "(the default) for held-out evaluation"
+        )
     names = baseline_names(baselines)
     runs = load_runs(run_dirs, model)
     if not runs and not names:
         raise ValueError("nothing to evaluate: pass --runs, --baselines, or both")
     config = resolve_config(runs, scenario, scenario_overrides or {})
-    seeds = [EVALUATION_SEED_BASE + k for k in range(episodes)]
+    seeds = [first_seed + k for k in range(episodes)]
     scored = score(runs, names, config, seeds)
     out_dir = Path(out_dir)
     write_csv(scored, out_dir / "episodes.csv")
