@@ -111,14 +111,19 @@ def evaluate_policies(
     return results
 
 
-def write_episodes_csv(results: Iterable[EpisodeResult], path: Path) -> None:
-    """Write one row per policy and seed."""
+def write_rows_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], path: Path) -> None:
+    """Write ``rows`` (mappings of ``columns``) to the CSV file ``path``, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(CSV_COLUMNS))
+        writer = csv.DictWriter(handle, fieldnames=list(columns))
         writer.writeheader()
-        for result in results:
-            writer.writerow(result.row())
+        for row in rows:
+            writer.writerow(row)
+
+
+def write_episodes_csv(results: Iterable[EpisodeResult], path: Path) -> None:
+    """Write one row per policy and seed."""
+    write_rows_csv((result.row() for result in results), CSV_COLUMNS, path)
 
 
 def _format(mean: float, low: float, high: float) -> str:

@@ -9,7 +9,6 @@ same seeds, with the verdicts of the win criteria.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,13 @@ import numpy as np
 from baselines import BASELINES, make_baseline
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.env import resolve_scenario
-from gpu_alloc_env.evaluation import CSV_COLUMNS, SUMMARY_METRICS, EpisodeResult, evaluate_policies
+from gpu_alloc_env.evaluation import (
+    CSV_COLUMNS,
+    SUMMARY_METRICS,
+    EpisodeResult,
+    evaluate_policies,
+    write_rows_csv,
+)
 from gpu_alloc_env.stats import bootstrap_ci95, iqm
 from train.learned import LearnedPolicy, training_record
 from train.ppo import EVALUATION_SEED_BASE, VALIDATION_SEED_BASE
@@ -138,12 +143,7 @@ def score(
 
 def write_csv(scored: Sequence[Scored], path: Path) -> None:
     """One row per policy, run and seed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(EVALUATE_COLUMNS))
-        writer.writeheader()
-        for item in scored:
-            writer.writerow(item.row())
+    write_rows_csv((item.row() for item in scored), EVALUATE_COLUMNS, path)
 
 
 def groups_of(scored: Sequence[Scored], policy: str, metric: str) -> list[list[float]]:
