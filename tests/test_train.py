@@ -27,6 +27,7 @@ from train.ppo import (
     TrainArgs,
     TrainError,
     load_hyperparams,
+    parse_hp_overrides,
     train,
 )
 
@@ -148,6 +149,7 @@ def test_new_run_refuses_a_used_folder_and_resume_needs_a_checkpoint(tiny_run: P
         ({"learning_rat": 0.1}, r"unknown hyperparameter\(s\) \['learning_rat'\]"),
         ({"n_envs": 0}, "n_envs must be a positive integer, got 0"),
         ({"action": "softmax"}, "unknown action parameterisation 'softmax'"),
+        ({"learning_rate": "fast"}, "learning_rate must be a number, got 'fast'"),
     ],
 )
 def test_bad_hyperparameters_fail_clearly(hp: dict[str, object], message: str, tmp_path: Path) -> None:
@@ -256,3 +258,10 @@ def test_evaluation_on_tuning_seeds_avoids_training_validation_and_held_out_seed
     capsys.readouterr()
     assert main([*args, "--first-seed", "900003"]) == 2
     assert "--first-seed 900003 overlaps the seeds of training and validation" in capsys.readouterr().err
+
+
+def test_hp_overrides_read_exponents_without_a_dot_as_numbers() -> None:
+    # YAML 1.1 would read 1e-4 as a string, which PPO rejects deep inside SB3.
+    parsed = parse_hp_overrides(["learning_rate=1e-4", "net_arch=[128, 128]", "action=residual", "n_envs=8"])
+    assert parsed == {"learning_rate": 1e-4, "net_arch": [128, 128], "action": "residual", "n_envs": 8}
+    assert load_hyperparams("paper", overrides=parsed)["learning_rate"] == 1e-4

@@ -94,6 +94,7 @@ def load_hyperparams(
     resolved = dict(table["default"])
     resolved.update(table.get(scenario) or {})
     resolved.update(overrides or {})
+    resolved = {key: _number_if_numeric(value) for key, value in resolved.items()}
     _check_hyperparams(resolved, source)
     return resolved
 
@@ -110,6 +111,16 @@ def _check_hyperparams(hp: Mapping[str, Any], source: Path | str) -> None:
     for key in ("n_envs", "eval_freq_steps", "eval_episodes", "n_steps", "batch_size"):
         if key in hp and (not isinstance(hp[key], int) or isinstance(hp[key], bool) or hp[key] < 1):
             raise TrainError(f"hyperparameter {key} must be a positive integer, got {hp[key]!r}")
+    for key in ("learning_rate", "gamma", "gae_lambda", "clip_range", "ent_coef", "vf_coef", "max_grad_norm"):
+        value = hp.get(key)
+        if (
+            value is not None
+            and not callable(value)
+            and (not isinstance(value, (int, float)) or isinstance(value, bool))
+        ):
+            raise TrainError(
+                f"hyperparameter {key} must be a number, got {value!r}; write for example 3.0e-4"
+            )
 
 
 @dataclass(frozen=True)
@@ -331,6 +342,16 @@ def train(args: TrainArgs, resume: bool = False, progress_bar: bool = True, verb
     return run_dir
 
 
+def _number_if_numeric(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; read such a string as the number it spells."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def parse_hp_overrides(items: Sequence[str]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs with YAML values (``--hp learning_rate=1e-4 --hp net_arch=[128,128]``)."""
     overrides: dict[str, Any] = {}
@@ -339,9 +360,10 @@ def parse_hp_overrides(items: Sequence[str]) -> dict[str, Any]:
         if not sep or not key:
             raise TrainError(f"--hp {item!r} is not KEY=VALUE; write for example --hp learning_rate=1e-4")
         try:
-            overrides[key] = yaml.safe_load(raw)
+            value = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise TrainError(f"--hp {item!r}: the value is not valid YAML ({exc})") from exc
+        overrides[key] = _number_if_numeric(value)
     return overrides
 
 
