@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from stable_baselines3 import PPO
 
-from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.config import ConfigError, ScenarioConfig
 from gpu_alloc_env.scenarios import make_scenario
 from train.cli import main
 from train.evaluate import EVALUATE_COLUMNS, TUNING_SEED_BASE, run_evaluate
@@ -29,6 +29,7 @@ from train.ppo import (
     load_hyperparams,
     parse_hp_overrides,
     train,
+    training_config,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,6 +151,7 @@ def test_new_run_refuses_a_used_folder_and_resume_needs_a_checkpoint(tiny_run: P
         ({"n_envs": 0}, "n_envs must be a positive integer, got 0"),
         ({"action": "softmax"}, "unknown action parameterisation 'softmax'"),
         ({"learning_rate": "fast"}, "learning_rate must be a number, got 'fast'"),
+        ({"train_overrides": [35]}, r"train_overrides must be a mapping of fields, got \[35\]"),
     ],
 )
 def test_bad_hyperparameters_fail_clearly(hp: dict[str, object], message: str, tmp_path: Path) -> None:
@@ -265,3 +267,16 @@ def test_hp_overrides_read_exponents_without_a_dot_as_numbers() -> None:
     parsed = parse_hp_overrides(["learning_rate=1e-4", "net_arch=[128, 128]", "action=residual", "n_envs=8"])
     assert parsed == {"learning_rate": 1e-4, "net_arch": [128, 128], "action": "residual", "n_envs": 8}
     assert load_hyperparams("paper", overrides=parsed)["learning_rate"] == 1e-4
+
+
+def test_training_shaping_changes_only_the_training_scenario() -> None:
+    config = make_scenario("paper")
+    hp = load_hyperparams(
+        "paper", overrides={"train_overrides": {"task_slo_s": 35}, "train_reward": {"slo_miss_usd": 0.1}}
+    )
+    shaped = training_config(config, hp)
+    assert shaped.task_slo_s == 35.0 and shaped.reward.slo_miss_usd == 0.1
+    assert shaped.replace(task_slo_s=config.task_slo_s, reward=config.reward) == config
+    assert training_config(config, load_hyperparams("bursty")) == config
+    with pytest.raises(ConfigError, match="unknown ScenarioConfig field"):
+        training_config(config, {"train_overrides": {"slo": 35}})

@@ -64,6 +64,7 @@ ENV_KEYS = (
     "eval_freq_steps",
     "eval_episodes",
     "train_reward",
+    "train_overrides",
 )
 POLICY_KEYS = ("net_arch", "log_std_init")
 CHECKPOINT_DIR = "checkpoints"
@@ -111,6 +112,9 @@ def _check_hyperparams(hp: Mapping[str, Any], source: Path | str) -> None:
     for key in ("n_envs", "eval_freq_steps", "eval_episodes", "n_steps", "batch_size"):
         if key in hp and (not isinstance(hp[key], int) or isinstance(hp[key], bool) or hp[key] < 1):
             raise TrainError(f"hyperparameter {key} must be a positive integer, got {hp[key]!r}")
+    for key in ("train_reward", "train_overrides"):
+        if hp.get(key) is not None and not isinstance(hp[key], dict):
+            raise TrainError(f"hyperparameter {key} must be a mapping of fields, got {hp[key]!r}")
     for key in ("learning_rate", "gamma", "gae_lambda", "clip_range", "ent_coef", "vf_coef", "max_grad_norm"):
         value = hp.get(key)
         if (
@@ -225,6 +229,19 @@ class CheckpointCallback(BaseCallback):
         self._last = time.monotonic()
 
 
+def training_config(config: ScenarioConfig, hp: Mapping[str, Any]) -> ScenarioConfig:
+    """The scenario of the training environments: ``config`` with the shaping of ``hp`` applied.
+
+    ``train_overrides`` (scenario fields, e.g. a tighter ``task_slo_s``) and ``train_reward``
+    (reward weights) change what the policy is trained on; validation and evaluation keep
+    ``config``.
+    """
+    overrides = dict(hp.get("train_overrides") or {})
+    if hp.get("train_reward"):
+        overrides["reward"] = dict(hp["train_reward"])
+    return config.replace(**overrides) if overrides else config
+
+
 def build_env(
     config: ScenarioConfig, hp: Mapping[str, Any], num_envs: int, monitor_file: Path | None
 ) -> VecEnv:
@@ -279,7 +296,7 @@ def train(args: TrainArgs, resume: bool = False, progress_bar: bool = True, verb
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "monitor").mkdir(exist_ok=True)
     monitor_file = run_dir / "monitor" / f"train-{_segment(run_dir)}"
-    train_config = config.replace(reward=dict(hp["train_reward"])) if hp.get("train_reward") else config
+    train_config = training_config(config, hp)
     env = build_env(train_config, hp, int(hp["n_envs"]), monitor_file)
     eval_env = build_env(config, {**hp, "normalize_reward": False}, int(hp["eval_episodes"]), None)
     if isinstance(env, VecNormalize):
