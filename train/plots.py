@@ -94,6 +94,8 @@ def write_plots(
             if log.exists():
                 with np.load(log) as data:
                     ax.plot(data["timesteps"], data["results"].mean(axis=1), label=run.run_dir.name)
+        reference = heuristic_validation_return(runs[0])
+        ax.axhline(reference, color="black", linestyle="--", linewidth=1, label="adaptive heuristic")
         ax.set_xlabel("training steps")
         ax.set_ylabel("validation return (mean over episodes)")
         ax.set_title("Learning curves")
@@ -101,6 +103,19 @@ def write_plots(
         ax.legend(fontsize=7)
         written.append(_save(fig, out_dir / "learning_curves.png"))
     return written
+
+
+def heuristic_validation_return(run: LearnedPolicy) -> float:
+    """The adaptive heuristic's mean return on the validation episodes a run's curve averages."""
+    from baselines import AdaptivePolicy
+    from gpu_alloc_env.evaluation import evaluate_policies
+    from train.learned import load_run_config
+    from train.ppo import VALIDATION_SEED_BASE
+
+    episodes = int(load_run_config(run.run_dir)["hyperparams"]["eval_episodes"])
+    seeds = [VALIDATION_SEED_BASE + k for k in range(episodes)]
+    results = evaluate_policies({"adaptive": AdaptivePolicy(run.config)}, run.config, seeds)
+    return float(np.mean([r.episode_return for r in results]))
 
 
 def _save(fig: object, path: Path) -> Path:
