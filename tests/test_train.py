@@ -123,6 +123,9 @@ def test_killed_run_resumes_from_its_checkpoint_to_its_total_step_count(tmp_path
     killed_at = json.loads(state_file.read_text())["num_timesteps"]
     assert 0 < killed_at < total
     assert main(["train", "--run-dir", str(run_dir), "--resume", "--no-progress"]) == 0
+    commands = (run_dir / "command.txt").read_text().splitlines()
+    assert len(commands) == 2  # the first start, then the resume
+    assert json.loads((run_dir / "args.json").read_text())["timesteps"] == total
     model = PPO.load(run_dir / "model.zip", device="cpu")
     assert total <= model.num_timesteps < total + 128  # one rollout of 4 x 32 steps at most beyond
     assert json.loads(state_file.read_text())["num_timesteps"] == model.num_timesteps
@@ -280,3 +283,14 @@ def test_training_shaping_changes_only_the_training_scenario() -> None:
     assert training_config(config, load_hyperparams("bursty")) == config
     with pytest.raises(ConfigError, match="unknown ScenarioConfig field"):
         training_config(config, {"train_overrides": {"slo": 35}})
+
+
+def test_resuming_with_a_new_total_records_it_in_the_run_folder(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run_dir = tmp_path / "longer"
+    shutil.copytree(tiny_run, run_dir)
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--timesteps", "1280", "--no-progress"]) == 0
+    assert json.loads((run_dir / "args.json").read_text())["timesteps"] == 1280
+    assert PPO.load(run_dir / "model.zip", device="cpu").num_timesteps >= 1280
+    assert "--resume --timesteps 1280" in (run_dir / "command.txt").read_text().splitlines()[-1]

@@ -200,7 +200,7 @@ def _run_train(args: argparse.Namespace) -> int:
             checkpoint_interval_s=args.checkpoint_interval_s,
             threads=args.threads,
         )
-    run_dir = train(run, resume=args.resume, progress_bar=not args.no_progress)
+    run_dir = train(run, resume=args.resume, progress_bar=not args.no_progress, command=args.command_line)
     print(f"trained {run_dir}: model.zip, best_model.zip, evaluations.npz, tb/")
     return 0
 
@@ -247,13 +247,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gpu-alloc``."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["gpu-alloc", *(sys.argv[1:] if argv is None else argv)])
     try:
         if args.command == "compare":
             from train.compare import run_compare
 
             config = make_scenario(args.scenario, **parse_overrides(args.overrides))
-            command = shlex.join(["gpu-alloc", *(sys.argv[1:] if argv is None else argv)])
-            _, text = run_compare(config, args.episodes, args.seed, args.out, args.policies, command=command)
+            _, text = run_compare(
+                config, args.episodes, args.seed, args.out, args.policies, command=args.command_line
+            )
             print(text)
             print(f"wrote {args.out / 'episodes.csv'} and {args.out / 'summary.md'}")
             return 0

@@ -268,13 +268,27 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def _command_line() -> str:
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
 def _segment(run_dir: Path) -> int:
     folder = run_dir / "monitor"
     return len(list(folder.glob("*.monitor.csv"))) if folder.exists() else 0
 
 
-def train(args: TrainArgs, resume: bool = False, progress_bar: bool = True, verbose: int = 0) -> Path:
-    """Train (or resume) the run ``args`` describes; returns the run folder."""
+def train(
+    args: TrainArgs,
+    resume: bool = False,
+    progress_bar: bool = True,
+    verbose: int = 0,
+    command: str | None = None,
+) -> Path:
+    """Train (or resume) the run ``args`` describes; returns the run folder.
+
+    ``command`` is the command line recorded in ``command.txt`` (default: this process's).
+    """
+    command = command or _command_line()
     import torch
 
     args.validate()
@@ -309,13 +323,17 @@ def train(args: TrainArgs, resume: bool = False, progress_bar: bool = True, verb
             env.training = True
         model = PPO.load(run_dir / CHECKPOINT_DIR / "last.zip", env=env, device="cpu")
         remaining = args.timesteps - model.num_timesteps
+        # The folder keeps describing the whole run: its total and every command that trained it.
+        _write_json(run_dir / "args.json", args.__dict__)
+        with (run_dir / "command.txt").open("a") as handle:
+            handle.write(command + "\n")
     else:
         _write_json(run_dir / "args.json", args.__dict__)
         _write_json(
             run_dir / "config.json",
             {"scenario": config.to_dict(), "hyperparams": hp, "algorithm": "PPO"},
         )
-        (run_dir / "command.txt").write_text(shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) + "\n")
+        (run_dir / "command.txt").write_text(command + "\n")
         (run_dir / "git_revision.txt").write_text(git_revision() + "\n")
         env.seed(1000 * args.seed)
         model = PPO(
