@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Regenerate everything in results/ from scratch: the baseline comparisons of every scenario and
-# the full-budget PPO experiment on paper (5 training seeds x 1.5M steps, evaluated on 20
+# the full-budget PPO experiment on paper (5 training seeds x 4M steps, evaluated on 20
 # held-out episodes). Run from an environment with the train extra installed:
 #     bash results/regenerate.sh
-# About 30 minutes on a 2-core CPU; run folders go to runs/ (reused if already finished, resumed
+# About 35 minutes on a 2-core CPU; run folders go to runs/ (reused if already finished, resumed
 # if interrupted).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,5 +11,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 for scenario in paper bursty diurnal; do
     gpu-alloc compare --scenario "$scenario" --episodes 10 --out "results/$scenario"
 done
-gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 1500000 \
+gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 4000000 \
     --runs-dir runs/paper --out results/ppo-paper --episodes 20

@@ -59,7 +59,7 @@ def test_committed_ppo_results_come_from_the_regeneration_script() -> None:
     script = (ROOT / "results" / "regenerate.sh").read_text()
     readme = (ROOT / "README.md").read_text()
     command = (
-        "gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 1500000 "
+        "gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 4000000 "
         "--runs-dir runs/paper --out results/ppo-paper --episodes 20"
     )
     assert command in " ".join(script.replace("\\\n", " ").split())

@@ -2,7 +2,7 @@ r"""Train PPO over several seeds, then evaluate every run against the baselines:
 
 The full-budget experiment behind ``results/ppo-paper`` is::
 
-    gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 1500000 \
+    gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 4000000 \
         --runs-dir runs/paper --out results/ppo-paper
 
 Runs are trained in parallel subprocesses (``--parallel``, one CPU thread each); a run folder
