@@ -76,17 +76,19 @@ def _check_choice(owner: str, name: str, value: object, choices: Sequence[str]) 
         raise ConfigError(f"{owner}.{name} must be one of {list(choices)}, got {value!r}")
 
 
+def _reject_unknown(kind: str, known: set[str], given: Mapping[str, Any], where: str = "") -> None:
+    """Raise ``ConfigError`` naming the keys of ``given`` that are not fields of ``kind``."""
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ConfigError(f"unknown {kind} field(s) {unknown}{where}; valid fields are {sorted(known)}")
+
+
 def _build(cls: type[T], data: object, where: str) -> T:
     """``cls(**data)`` for a dataclass, with unknown and missing fields reported by name."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a mapping of {cls.__name__} fields, got {data!r}")
     declared = fields(cls)  # type: ignore[arg-type]
-    known = {f.name for f in declared}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown {cls.__name__} field(s) {unknown} in {where}; valid fields are {sorted(known)}"
-        )
+    _reject_unknown(cls.__name__, {f.name for f in declared}, data, f" in {where}")
     required = {
         f.name
         for f in declared
@@ -101,10 +103,7 @@ def _build(cls: type[T], data: object, where: str) -> T:
 def _replace_checked(instance: T, overrides: Mapping[str, Any]) -> T:
     """``dataclasses.replace`` that rejects unknown fields with a helpful message."""
     known = {f.name for f in fields(instance)}  # type: ignore[arg-type]
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        kind = type(instance).__name__
-        raise ConfigError(f"unknown {kind} field(s) {unknown}; valid fields are {sorted(known)}")
+    _reject_unknown(type(instance).__name__, known, overrides)
     return dataclasses.replace(instance, **overrides)  # type: ignore[type-var]
 
 
@@ -458,10 +457,7 @@ class ScenarioConfig:
         """The config :meth:`to_dict` produced (validated; unknown fields are an error)."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"a scenario must be a mapping of its fields, got {data!r}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown ScenarioConfig field(s) {unknown}; valid fields are {sorted(known)}")
+        _reject_unknown(cls.__name__, {f.name for f in fields(cls)}, data)
         values = dict(data)
         agents = values.get("agents", ())
         if not isinstance(agents, (list, tuple)):

@@ -34,6 +34,8 @@ from train.ppo import EVALUATION_SEED_BASE, VALIDATION_SEED_BASE
 EVALUATE_COLUMNS: tuple[str, ...] = (*CSV_COLUMNS, "run", "train_seed")
 """Columns of ``episodes.csv``: those of ``gpu-alloc compare`` plus the run and its training seed."""
 
+FIRST_UNUSED_SEED = VALIDATION_SEED_BASE + 1000
+"""Seeds below this belong to training or validation episodes."""
 TUNING_SEED_BASE = 950_000
 """First seed for comparing hyperparameters: disjoint from training, validation and evaluation."""
 
@@ -297,10 +299,10 @@ def run_evaluate(
     """
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    if first_seed < VALIDATION_SEED_BASE + 1000:
+    if first_seed < FIRST_UNUSED_SEED:
         raise ValueError(
             f"--first-seed {first_seed} overlaps the seeds of training and validation episodes (below "
-            f"{VALIDATION_SEED_BASE + 1000}); use {TUNING_SEED_BASE} to tune or {EVALUATION_SEED_BASE} "
+            f"{FIRST_UNUSED_SEED}); use {TUNING_SEED_BASE} to tune or {EVALUATION_SEED_BASE} "
             "(the default) for held-out evaluation"
         )
     names = baseline_names(baselines)
