@@ -85,19 +85,26 @@ class TaskStream:
     def draw(self, t0_s: float, t1_s: float) -> TaskDraws:
         """Tasks arriving in ``[t0_s, t1_s)``; advances the burst state at the interval's end.
 
-        The rate is held at its value at the interval's midpoint, and the bursty process switches
-        state only at interval boundaries (exact as the decision interval shrinks).
+        The rate is held at its value at the interval's midpoint. The bursty state is the
+        two-state Markov chain sampled at interval boundaries: it changes with the chain's exact
+        transition probability over the interval, so its long-run share of bursts is
+        ``burst_high_share`` and the mean rate ``task_rate_tps`` whatever the interval.
         """
         rng = self._rng
         width_s = t1_s - t0_s
         count = int(rng.poisson(self.rate_tps(t0_s + 0.5 * width_s) * width_s))
         if self._workload.pattern == "bursty":
-            mean_stay_s = (
-                self._workload.burst_mean_high_s if self.burst_high else self._workload.burst_mean_low_s
-            )
-            if rng.random() < -math.expm1(-width_s / mean_stay_s):
+            w = self._workload
+            settle = -math.expm1(-width_s * (1.0 / w.burst_mean_high_s + 1.0 / w.burst_mean_low_s))
+            share = w.burst_high_share
+            if rng.random() < ((1.0 - share) if self.burst_high else share) * settle:
                 self.burst_high = not self.burst_high
-        arrival_s = np.sort(rng.uniform(t0_s, t1_s, size=count))
+        return self.tasks_at(np.sort(rng.uniform(t0_s, t1_s, size=count)))
+
+    def tasks_at(self, arrival_s: FloatArray) -> TaskDraws:
+        """Tasks arriving at the sorted times ``arrival_s``: their calls and token counts, drawn."""
+        rng = self._rng
+        count = int(arrival_s.size)
         call_task, column = np.nonzero(rng.random(size=(count, self._invoke.size)) < self._invoke)
         call_agent = column + 1
         task_normals = rng.standard_normal(size=(3, count))
