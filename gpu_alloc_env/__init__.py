@@ -8,6 +8,12 @@ Importing the package registers the Gymnasium environments:
 | ``GpuAllocPaper-v0`` | ``paper``: four agents, steady Poisson tasks        |
 | ``GpuAllocBursty-v0`` | ``bursty``: Markov-modulated bursts               |
 | ``GpuAllocDiurnal-v0`` | ``diurnal``: a sinusoidal day                    |
+| ``GpuAllocTraceConv-v0`` | ``trace-conv``: the Azure conversation trace, training part |
+| ``GpuAllocTraceConvHeldOut-v0`` | ``trace-conv-held-out``: its held-out part   |
+| ``GpuAllocTraceCode-v0`` | ``trace-code``: the Azure code trace, training part |
+| ``GpuAllocTraceCodeHeldOut-v0`` | ``trace-code-held-out``: its held-out part   |
+| ``GpuAllocTraceConvTwin-v0`` | ``trace-conv-twin``: synthetic twin of ``trace-conv`` |
+| ``GpuAllocTraceCodeTwin-v0`` | ``trace-code-twin``: synthetic twin of ``trace-code`` |
 """
 
 from gymnasium.envs.registration import register, registry
@@ -17,6 +23,7 @@ from gpu_alloc_env.config import (
     ConfigError,
     RewardSpec,
     ScenarioConfig,
+    TraceSpec,
     WorkloadSpec,
 )
 from gpu_alloc_env.env import GpuAllocEnv
@@ -30,6 +37,12 @@ ENV_IDS: dict[str, str] = {
     "GpuAllocPaper-v0": "paper",
     "GpuAllocBursty-v0": "bursty",
     "GpuAllocDiurnal-v0": "diurnal",
+    "GpuAllocTraceConv-v0": "trace-conv",
+    "GpuAllocTraceConvHeldOut-v0": "trace-conv-held-out",
+    "GpuAllocTraceCode-v0": "trace-code",
+    "GpuAllocTraceCodeHeldOut-v0": "trace-code-held-out",
+    "GpuAllocTraceConvTwin-v0": "trace-conv-twin",
+    "GpuAllocTraceCodeTwin-v0": "trace-code-twin",
 }
 """Registered Gymnasium id -> scenario preset."""
 
@@ -50,6 +63,7 @@ __all__ = [
     "ObservationLayout",
     "RewardSpec",
     "ScenarioConfig",
+    "TraceSpec",
     "WorkloadSpec",
     "__version__",
     "make_scenario",

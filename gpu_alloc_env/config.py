@@ -16,10 +16,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeVar, get_args
 
 Role = Literal["coordinator", "specialist"]
-Pattern = Literal["steady", "bursty", "diurnal"]
+Pattern = Literal["steady", "bursty", "diurnal", "trace"]
+Split = Literal["train", "held_out", "all"]
+TimestampUnit = Literal["auto", "datetime", "s", "ms"]
 
 _ROLES: tuple[str, ...] = get_args(Role)
 _PATTERNS: tuple[str, ...] = get_args(Pattern)
+_SPLITS: tuple[str, ...] = get_args(Split)
+_TIMESTAMP_UNITS: tuple[str, ...] = get_args(TimestampUnit)
 
 T = TypeVar("T")
 
@@ -184,6 +188,71 @@ class AgentSpec:
         return _replace_checked(self, overrides)
 
 
+def _check_text(owner: str, name: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{owner}.{name} must be a non-empty string, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TraceSpec:
+    """A request trace replayed as the task arrivals of a scenario (``WorkloadSpec.pattern="trace"``).
+
+    Every request of the trace becomes one task arriving at the request's timestamp; its input and
+    output token counts become those of the request the task sends to ``tokens_agent`` (the
+    coordinator: the planning prompt and the final answer; a specialist: that specialist's call,
+    which every task then makes). Everything else about a task is drawn as in the synthetic
+    workloads. The trace is split by time: the first ``train_fraction`` of its span is the training
+    part, the rest the held-out part; an episode replays a window of ``episode_length_s /
+    time_scale`` trace seconds that lies wholly inside ``split``, starting at an offset drawn from
+    the episode's seed. The mapping is documented in ``docs/MODEL.md`` (section 1.9).
+    """
+
+    source: str
+    """A bundled trace (``conv`` or ``code``) or the path of a CSV or JSON Lines file."""
+    timestamp_column: str = "TIMESTAMP"
+    input_tokens_column: str = "ContextTokens"
+    output_tokens_column: str = "GeneratedTokens"
+    timestamp_unit: TimestampUnit = "auto"
+    """``datetime`` (ISO 8601 text), ``s`` or ``ms`` (numbers); ``auto`` accepts datetimes only, so
+    that numbers are never read in the wrong unit."""
+    tokens_agent: str = "coordinator"
+    """The agent whose request carries the trace's token counts."""
+    time_scale: float = 1.0
+    """Simulated seconds per trace second: 0.5 replays the trace twice as fast (twice the rate)."""
+    load_scale: float = 1.0
+    """Multiplies the arrival rate without changing the trace's timing: each request is replayed
+    ``floor(load_scale)`` times, plus once more with probability ``load_scale % 1`` (0.6 keeps a
+    random 60% of the requests)."""
+    split: Split = "train"
+    """Which part of the trace episodes replay: ``train``, ``held_out`` or ``all``."""
+    train_fraction: float = 0.7
+    """Share of the trace's span, from its start, that is the training part."""
+
+    def __post_init__(self) -> None:
+        owner = "TraceSpec"
+        for name in ("source", "timestamp_column", "input_tokens_column", "output_tokens_column"):
+            _check_text(owner, name, getattr(self, name))
+        _check_text(owner, "tokens_agent", self.tokens_agent)
+        _check_choice(owner, "timestamp_unit", self.timestamp_unit, _TIMESTAMP_UNITS)
+        _check_choice(owner, "split", self.split, _SPLITS)
+        _coerce_numbers(
+            self,
+            owner,
+            {"time_scale": {"positive": True}, "load_scale": {"positive": True}},
+        )
+        number = _check_number(owner, "train_fraction", self.train_fraction, positive=True)
+        if number >= 1.0:
+            raise ConfigError(
+                f"TraceSpec.train_fraction must be in (0, 1), got {number!r}; for example 0.7 trains "
+                "on the first 70% of the trace and holds out the rest"
+            )
+        object.__setattr__(self, "train_fraction", number)
+
+    def replace(self, **overrides: Any) -> TraceSpec:
+        """A copy with some fields changed (validated; unknown fields are an error)."""
+        return _replace_checked(self, overrides)
+
+
 @dataclass(frozen=True)
 class WorkloadSpec:
     """How user tasks arrive.
@@ -193,7 +262,8 @@ class WorkloadSpec:
     exponential state durations; the low-state rate is set so that the long-run mean stays
     ``task_rate_tps``. ``diurnal`` modulates the rate as
     ``task_rate_tps * (1 + diurnal_amplitude * sin(2 pi t / diurnal_period_s + phase))`` with a
-    phase drawn per episode.
+    phase drawn per episode. ``trace`` replays the request trace described by ``trace``
+    (:class:`TraceSpec`); the rate fields do not apply to it.
     """
 
     pattern: Pattern = "steady"
@@ -207,10 +277,28 @@ class WorkloadSpec:
     aggregate_output_tokens_mean: float = 200.0
     """Mean output tokens of the coordinator's aggregation request (log-normal)."""
     aggregate_output_tokens_cv: float = 1.0
+    trace: TraceSpec | None = None
+    """The replayed trace; required when ``pattern`` is ``trace`` and only then."""
 
     def __post_init__(self) -> None:
         owner = "WorkloadSpec"
         _check_choice(owner, "pattern", self.pattern, _PATTERNS)
+        if isinstance(self.trace, Mapping):
+            object.__setattr__(self, "trace", _build(TraceSpec, self.trace, "workload.trace"))
+        if self.trace is not None and not isinstance(self.trace, TraceSpec):
+            raise ConfigError(
+                f"WorkloadSpec.trace must be a TraceSpec or a mapping of its fields, got {self.trace!r}"
+            )
+        if self.pattern == "trace" and self.trace is None:
+            raise ConfigError(
+                "WorkloadSpec.pattern='trace' needs a trace; pass trace={'source': 'conv'} (a bundled "
+                "trace) or trace={'source': 'path/to/requests.csv'}"
+            )
+        if self.pattern != "trace" and self.trace is not None:
+            raise ConfigError(
+                f"WorkloadSpec.trace is set but pattern is {self.pattern!r}; set pattern='trace' to "
+                "replay it, or trace=None"
+            )
         _coerce_numbers(
             self,
             owner,
@@ -252,8 +340,14 @@ class WorkloadSpec:
         return (self.task_rate_tps - share * self.burst_high_rate_tps) / (1.0 - share)
 
     def replace(self, **overrides: Any) -> WorkloadSpec:
-        """A copy with some fields changed (validated; unknown fields are an error)."""
-        return _replace_checked(self, overrides)
+        """A copy with some fields changed (validated; unknown fields are an error).
+
+        ``trace`` accepts a mapping of :class:`TraceSpec` fields, merged into the current trace.
+        """
+        resolved = dict(overrides)
+        if isinstance(resolved.get("trace"), Mapping) and self.trace is not None:
+            resolved["trace"] = self.trace.replace(**resolved["trace"])
+        return _replace_checked(self, resolved)
 
 
 @dataclass(frozen=True)
@@ -344,6 +438,12 @@ class ScenarioConfig:
         )
         self._check_agents(agents)
         self._check_clock()
+        trace = self.workload.trace
+        if trace is not None and trace.tokens_agent not in {a.name for a in agents}:
+            raise ConfigError(
+                f"TraceSpec.tokens_agent={trace.tokens_agent!r} is not an agent of this scenario; "
+                f"choose one of {[a.name for a in agents]}"
+            )
 
     def _check_agents(self, agents: tuple[AgentSpec, ...]) -> None:
         if agents[0].role != "coordinator":

@@ -168,10 +168,60 @@ def fleet(num_agents: int = 64) -> ScenarioConfig:
     )
 
 
+TRACE_TASK_RATE_TPS = 3.5
+"""Mean task rate of the trace scenarios: ``paper``'s, so that their load is comparable."""
+TRACE_RATE_RPS = {"conv": 5.53, "code": 2.57}
+"""Mean request rates of the bundled traces over their spans (``Trace.rate_rps``, rounded)."""
+
+
+def trace_scenario(trace: str, split: str = "train") -> ScenarioConfig:
+    """The paper's agents driven by the bundled Azure trace ``trace`` (``conv`` or ``code``).
+
+    ``conv``: every conversation request is a task; its prompt is the coordinator's planning
+    prompt and its answer the coordinator's final (aggregation) output. ``code``: every code
+    request is a task that calls the code specialist with the request's prompt and output; the
+    code service's bursts drive the code agent. Both are thinned or replicated (``load_scale``) to
+    ``paper``'s mean of 3.5 tasks/s. ``split`` chooses the training part (the first 70% of the
+    trace's span) or the held-out part (the rest).
+    """
+    if trace not in TRACE_RATE_RPS:
+        raise ConfigError(f"unknown bundled trace {trace!r}; choose one of {sorted(TRACE_RATE_RPS)}")
+    suffix = "" if split == "train" else f"-{split.replace('_', '-')}"
+    return paper().replace(
+        name=f"trace-{trace}{suffix}",
+        workload={
+            "pattern": "trace",
+            "trace": {
+                "source": trace,
+                "tokens_agent": "coordinator" if trace == "conv" else "code",
+                "load_scale": round(TRACE_TASK_RATE_TPS / TRACE_RATE_RPS[trace], 3),
+                "split": split,
+                "train_fraction": 0.7,
+            },
+        },
+    )
+
+
+def trace_twin(trace: str) -> ScenarioConfig:
+    """The synthetic (``bursty``) twin of ``trace-<trace>``, fitted to its training part only.
+
+    See :mod:`gpu_alloc_env.twin`; the fitted values are reported in ``results/twins.md``.
+    """
+    from gpu_alloc_env.twin import twin_scenario
+
+    return twin_scenario(trace_scenario(trace), "bursty")
+
+
 SCENARIOS: dict[str, Callable[[], ScenarioConfig]] = {
     "paper": paper,
     "bursty": bursty,
     "diurnal": diurnal,
+    "trace-conv": lambda: trace_scenario("conv"),
+    "trace-conv-held-out": lambda: trace_scenario("conv", "held_out"),
+    "trace-code": lambda: trace_scenario("code"),
+    "trace-code-held-out": lambda: trace_scenario("code", "held_out"),
+    "trace-conv-twin": lambda: trace_twin("conv"),
+    "trace-code-twin": lambda: trace_twin("code"),
 }
 """Preset name -> factory of its :class:`ScenarioConfig`."""
 

@@ -70,7 +70,9 @@ def test_fleet_scales_agents_and_rejects_too_few() -> None:
 
 
 def test_make_scenario_rejects_unknown_preset_naming_it() -> None:
-    with pytest.raises(ConfigError, match=r"unknown scenario 'nope'.*\['bursty', 'diurnal', 'paper'\]"):
+    with pytest.raises(
+        ConfigError, match=r"unknown scenario 'nope'.*\['bursty', 'diurnal', 'paper', 'trace-code'"
+    ):
         make_scenario("nope")
 
 
@@ -202,7 +204,7 @@ BAD_OVERRIDES: list[tuple[dict[str, Any], str]] = [
     ({"reward": "none"}, r"ScenarioConfig\.reward must be a RewardSpec, got 'none'"),
     (
         {"workload": {"pattern": "weekly"}},
-        r"WorkloadSpec\.pattern must be one of .*'diurnal'\], got 'weekly'",
+        r"WorkloadSpec\.pattern must be one of .*'trace'\], got 'weekly'",
     ),
     # NaN and infinity.
     ({"capacity_gpus": math.nan}, r"capacity_gpus must be finite, got nan; pass a finite number"),

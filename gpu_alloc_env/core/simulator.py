@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.config import ConfigError, ScenarioConfig
 from gpu_alloc_env.core.allocation import AllocationLimits, repair_allocation
 from gpu_alloc_env.core.queues import (
     KIND_AGGREGATE,
@@ -35,8 +35,10 @@ from gpu_alloc_env.core.queues import (
     KIND_SPECIALIST,
     RequestQueues,
 )
+from gpu_alloc_env.core.replay import ReplayPart, TraceStream, window_trace_s
 from gpu_alloc_env.core.tasks import TaskTable
 from gpu_alloc_env.core.workload import TaskStream
+from gpu_alloc_env.traces import split_bounds_s, trace_from_spec
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -147,12 +149,15 @@ class BatchSimulator:
     Args:
         config: the scenario.
         batch_size: number of environments B.
+        replay: the trace part to replay when the workload pattern is ``trace``; by default it is
+            read from the file or bundled trace that ``config.workload.trace`` names.
     """
 
-    def __init__(self, config: ScenarioConfig, batch_size: int = 1) -> None:
+    def __init__(self, config: ScenarioConfig, batch_size: int = 1, replay: ReplayPart | None = None) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.config = config
+        self.replay = replay if replay is not None or config.workload.trace is None else replay_part(config)
         self.batch_size = batch_size
         self.limits = AllocationLimits.from_config(config)
         agents = config.agents
@@ -235,7 +240,10 @@ class BatchSimulator:
         self.tasks_in_flight[env] = 0
         self.tasks_completed[env] = 0
         self.slo_met[env] = 0
-        self.streams[env] = TaskStream(self.config, rng)
+        if self.replay is not None:
+            self.streams[env] = TraceStream(self.config, self.replay, rng)
+        else:
+            self.streams[env] = TaskStream(self.config, rng)
 
     # ------------------------------------------------------------------ step
     def step(self, desired_gpus: FloatArray) -> StepStats:
@@ -533,3 +541,27 @@ class BatchSimulator:
         self.tasks_in_flight -= count
         self.tasks_completed += count
         self.slo_met += np.bincount(rows, weights=met, minlength=b).astype(np.int64)
+
+
+def replay_part(config: ScenarioConfig) -> ReplayPart:
+    """The part of ``config``'s trace that its episodes replay, checked to hold one episode."""
+    spec = config.workload.trace
+    if spec is None:
+        raise ValueError(f"scenario {config.name!r} does not replay a trace")
+    trace = trace_from_spec(spec)
+    start_s, end_s = split_bounds_s(trace, spec.split, spec.train_fraction)
+    window_s = window_trace_s(config)
+    if window_s > end_s - start_s:
+        raise ConfigError(
+            f"an episode of {config.episode_length_s:g} s at time_scale={spec.time_scale:g} replays "
+            f"{window_s:.1f} trace seconds, but the {spec.split!r} part of {trace.name} spans only "
+            f"{end_s - start_s:.1f} s; shorten episode_length_s, lower time_scale (replay faster) "
+            "or change train_fraction"
+        )
+    return ReplayPart(
+        arrival_s=trace.arrival_s,
+        input_tokens=trace.input_tokens,
+        output_tokens=trace.output_tokens,
+        start_s=start_s,
+        end_s=end_s,
+    )

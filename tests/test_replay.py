@@ -1,0 +1,330 @@
+"""Trace replay through the simulator: exact arrivals and tokens, scaling, splits, seeds and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import gpu_alloc_env
+from gpu_alloc_env.config import ConfigError, ScenarioConfig
+from gpu_alloc_env.core.replay import ReplayPart, TraceStream
+from gpu_alloc_env.core.simulator import BatchSimulator, replay_part
+from gpu_alloc_env.scenarios import make_scenario
+from gpu_alloc_env.traces import load_trace
+
+EPISODE_S = 100.0
+
+
+def write_trace(path: Path, count: int = 200, span_s: float = 300.0, seed: int = 7) -> Path:
+    """``count`` requests over ``span_s`` seconds (numeric timestamps) with distinct token counts."""
+    rng = np.random.default_rng(seed)
+    times = np.sort(rng.uniform(0.0, span_s, count))
+    times[0], times[-1] = 0.0, span_s
+    lines = ["TIMESTAMP,ContextTokens,GeneratedTokens"]
+    lines += [f"{t:.6f},{1000 + i},{10 + i}" for i, t in enumerate(times)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def trace_config(path: Path, episode_length_s: float = EPISODE_S, **trace: Any) -> ScenarioConfig:
+    spec: dict[str, Any] = {"source": str(path), "timestamp_unit": "s", "split": "all"}
+    spec.update(trace)
+    return make_scenario(
+        "paper", episode_length_s=episode_length_s, workload={"pattern": "trace", "trace": spec}
+    )
+
+
+def run_episode(config: ScenarioConfig, seed: int) -> BatchSimulator:
+    sim = BatchSimulator(config, 1)
+    sim.reset_env(0, np.random.default_rng(seed))
+    allocation = np.full((1, config.num_agents), 4.0)
+    while not sim.done[0]:
+        sim.step(allocation)
+    return sim
+
+
+def stream_of(sim: BatchSimulator) -> TraceStream:
+    stream = sim.streams[0]
+    assert isinstance(stream, TraceStream)
+    return stream
+
+
+def entered(sim: BatchSimulator) -> slice:
+    return slice(0, int(sim.tasks.count[0]))
+
+
+@pytest.fixture
+def trace_path(tmp_path: Path) -> Path:
+    return write_trace(tmp_path / "requests.csv")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_episode_replays_exactly_the_requests_of_its_window(trace_path: Path, seed: int) -> None:
+    trace = load_trace(trace_path, timestamp_unit="s")
+    sim = run_episode(trace_config(trace_path, load_scale=1, time_scale=1), seed)
+    stream = stream_of(sim)
+    offset = stream.offset_s
+    assert 0.0 <= offset <= trace.span_s - EPISODE_S
+    window = trace.between(offset, offset + EPISODE_S)
+    assert window.count > 0
+    tasks = entered(sim)
+    assert sim.tasks.count[0] == window.count == sim.totals.tasks_arrived[0]
+    np.testing.assert_allclose(sim.tasks.arrival_s[0, tasks], window.arrival_s - offset, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(sim.tasks.plan_input_tokens[0, tasks], window.input_tokens)
+    np.testing.assert_array_equal(sim.tasks.aggregate_output_tokens[0, tasks], window.output_tokens)
+    part = sim.replay
+    assert part is not None
+    np.testing.assert_array_equal(part.arrival_s[stream.trace_index], window.arrival_s)
+
+
+def test_replay_part_of_split_all_is_the_whole_trace(trace_path: Path) -> None:
+    trace = load_trace(trace_path, timestamp_unit="s")
+    part = replay_part(trace_config(trace_path))
+    assert part.start_s == 0.0 and part.end_s > trace.span_s
+    np.testing.assert_array_equal(part.arrival_s, trace.arrival_s)
+    np.testing.assert_array_equal(part.input_tokens, trace.input_tokens)
+    np.testing.assert_array_equal(part.output_tokens, trace.output_tokens)
+
+
+def test_specialist_tokens_agent_gets_every_task_and_the_trace_tokens(trace_path: Path) -> None:
+    trace = load_trace(trace_path, timestamp_unit="s")
+    config = trace_config(trace_path, tokens_agent="code")
+    code = [a.name for a in config.agents].index("code")
+    assert config.agents[code].invoke_probability < 1.0  # replay makes it 1, not the config
+    sim = run_episode(config, 3)
+    offset = stream_of(sim).offset_s
+    window = trace.between(offset, offset + EPISODE_S)
+    count = int(sim.tasks.count[0])
+    assert count == window.count > 0
+    tables = sim.tasks
+    code_calls = []
+    for task in range(count):
+        calls = np.arange(tables.call_start[0, task], tables.call_start[0, task] + tables.call_count[0, task])
+        agents = tables.call_agent[0, calls]
+        assert np.count_nonzero(agents == code) == 1, f"task {task} calls {agents.tolist()}"
+        code_calls.append(int(calls[agents == code][0]))
+    np.testing.assert_array_equal(tables.call_input_tokens[0, code_calls], window.input_tokens)
+    np.testing.assert_array_equal(tables.call_output_tokens[0, code_calls], window.output_tokens)
+    # The coordinator's requests are drawn, not the trace's.
+    assert not np.array_equal(tables.plan_input_tokens[0, :count], window.input_tokens)
+    # The other specialists are still called with their own probabilities.
+    others = tables.call_agent[0, : tables.calls[0]]
+    assert set(np.unique(others[others != code]).tolist()) <= {1, 3}
+
+
+def test_half_time_scale_replays_twice_the_trace_seconds_twice_as_fast(trace_path: Path) -> None:
+    trace = load_trace(trace_path, timestamp_unit="s")
+    sim = run_episode(trace_config(trace_path, time_scale=0.5), 4)
+    offset = stream_of(sim).offset_s
+    assert offset <= trace.span_s - 2.0 * EPISODE_S
+    window = trace.between(offset, offset + 2.0 * EPISODE_S)
+    tasks = entered(sim)
+    assert sim.tasks.count[0] == window.count
+    arrival = sim.tasks.arrival_s[0, tasks]
+    np.testing.assert_allclose(arrival, 0.5 * (window.arrival_s - offset), atol=1e-9)
+    np.testing.assert_allclose(np.diff(arrival), 0.5 * np.diff(window.arrival_s), atol=1e-9)
+    assert arrival.max() < EPISODE_S
+    np.testing.assert_array_equal(sim.tasks.plan_input_tokens[0, tasks], window.input_tokens)
+
+
+def test_load_scale_two_replays_each_request_exactly_twice(trace_path: Path) -> None:
+    trace = load_trace(trace_path, timestamp_unit="s")
+    sim = run_episode(trace_config(trace_path, load_scale=2.0), 5)
+    stream = stream_of(sim)
+    window = trace.between(stream.offset_s, stream.offset_s + EPISODE_S)
+    tasks = entered(sim)
+    assert sim.tasks.count[0] == 2 * window.count
+    np.testing.assert_allclose(
+        sim.tasks.arrival_s[0, tasks], np.repeat(window.arrival_s - stream.offset_s, 2), atol=1e-9
+    )
+    np.testing.assert_array_equal(sim.tasks.plan_input_tokens[0, tasks], np.repeat(window.input_tokens, 2))
+    np.testing.assert_array_equal(
+        sim.tasks.aggregate_output_tokens[0, tasks], np.repeat(window.output_tokens, 2)
+    )
+    assert np.all(np.bincount(stream.trace_index)[np.unique(stream.trace_index)] == 2)
+
+
+def test_load_scale_half_keeps_about_half_the_requests_unchanged(tmp_path: Path) -> None:
+    # 4000 requests over 1000 s; a 900 s episode holds about 3600, of which each is kept with
+    # probability 0.5: about 1800, with a standard deviation of 30.
+    path = write_trace(tmp_path / "long.csv", count=4000, span_s=1000.0)
+    trace = load_trace(path, timestamp_unit="s")
+    config = trace_config(path, episode_length_s=900.0, load_scale=0.5)
+    sim = BatchSimulator(config, 1)
+    sim.reset_env(0, np.random.default_rng(6))
+    stream = stream_of(sim)
+    draws = stream.draw(0.0, 900.0)
+    window = trace.between(stream.offset_s, stream.offset_s + 900.0)
+    assert 0.45 * window.count < draws.count < 0.55 * window.count
+    index = stream.trace_index
+    assert np.all(np.diff(index) > 0)  # each request at most once, in order
+    np.testing.assert_allclose(draws.arrival_s, trace.arrival_s[index] - stream.offset_s, atol=1e-9)
+    np.testing.assert_array_equal(draws.plan_input_tokens, trace.input_tokens[index])
+    np.testing.assert_array_equal(draws.aggregate_output_tokens, trace.output_tokens[index])
+    lo, hi = np.searchsorted(trace.arrival_s, [stream.offset_s, stream.offset_s + 900.0])
+    assert index[0] >= lo and index[-1] < hi
+
+
+@pytest.mark.parametrize(
+    ("train", "held_out"), [("trace-conv", "trace-conv-held-out"), ("trace-code", "trace-code-held-out")]
+)
+def test_no_request_of_one_split_enters_an_episode_of_the_other(train: str, held_out: str) -> None:
+    for preset, is_train in ((train, True), (held_out, False)):
+        config = make_scenario(preset)
+        spec = config.workload.trace
+        assert spec is not None and spec.split == ("train" if is_train else "held_out")
+        sim = BatchSimulator(config, 1)
+        part = sim.replay
+        assert part is not None
+        span = float(part.arrival_s[-1])
+        boundary = spec.train_fraction * span
+        window = config.episode_length_s / spec.time_scale
+        for seed in range(30):
+            sim.reset_env(0, np.random.default_rng(seed))
+            stream = stream_of(sim)
+            times = part.arrival_s[stream.trace_index]
+            assert times.size > 0
+            assert np.all(times >= stream.offset_s) and np.all(times < stream.offset_s + window)
+            if is_train:
+                assert stream.offset_s >= 0.0 and stream.offset_s + window <= boundary
+                assert np.all(times < boundary)
+            else:
+                assert stream.offset_s >= boundary and stream.offset_s + window <= part.end_s
+                assert np.all(times >= boundary)
+            assert np.all((times >= part.start_s) & (times < part.end_s))
+
+
+def test_same_seed_same_episode_and_different_seeds_different_windows(trace_path: Path) -> None:
+    config = trace_config(trace_path)
+    first, again = run_episode(config, 11), run_episode(config, 11)
+    assert stream_of(first).offset_s == stream_of(again).offset_s
+    tasks = entered(first)
+    assert first.tasks.count[0] == again.tasks.count[0]
+    for name in (
+        "arrival_s",
+        "plan_input_tokens",
+        "plan_output_tokens",
+        "aggregate_output_tokens",
+        "call_count",
+    ):
+        np.testing.assert_array_equal(
+            getattr(first.tasks, name)[0, tasks], getattr(again.tasks, name)[0, tasks]
+        )
+    np.testing.assert_array_equal(first.totals.cost_usd, again.totals.cost_usd)
+    sim = BatchSimulator(config, 1)
+    offsets = set()
+    for seed in range(10):
+        sim.reset_env(0, np.random.default_rng(seed))
+        offsets.add(stream_of(sim).offset_s)
+    assert len(offsets) == 10
+
+
+def test_batch_environments_replay_independent_windows(trace_path: Path) -> None:
+    config = trace_config(trace_path)
+    sim = BatchSimulator(config, 3)
+    for env, seed in enumerate((21, 22, 21)):
+        sim.reset_env(env, np.random.default_rng(seed))
+    offsets = [s.offset_s for s in sim.streams if isinstance(s, TraceStream)]
+    assert len(offsets) == 3 and offsets[0] == offsets[2] != offsets[1]
+    allocation = np.full((3, config.num_agents), 4.0)
+    while not sim.done.all():
+        sim.step(allocation)
+    count = int(sim.tasks.count[0])
+    assert sim.tasks.count[2] == count
+    np.testing.assert_array_equal(sim.tasks.arrival_s[0, :count], sim.tasks.arrival_s[2, :count])
+
+
+@pytest.mark.parametrize(("episode_length_s", "time_scale"), [(400.0, 1.0), (200.0, 0.5)])
+def test_episode_longer_than_the_part_is_a_config_error(
+    trace_path: Path, episode_length_s: float, time_scale: float
+) -> None:
+    # The trace spans 300 s: 400 s at time_scale 1, or 200 s at 0.5 (400 trace seconds), do not fit.
+    config = trace_config(trace_path, episode_length_s=episode_length_s, time_scale=time_scale)
+    with pytest.raises(ConfigError) as info:
+        BatchSimulator(config, 1)
+    message = str(info.value)
+    assert "episode_length_s" in message and "time_scale" in message
+    assert "400.0" in message and "300.0" in message
+    assert "requests.csv" in message
+
+
+def test_train_part_too_short_names_the_split(trace_path: Path) -> None:
+    # The training part is 0.3 x 300 = 90 s, shorter than the 100 s episode; all 300 s would fit.
+    config = trace_config(trace_path, split="train", train_fraction=0.3)
+    with pytest.raises(ConfigError, match=r"'train' part .* 90\.0 s.*episode_length_s"):
+        BatchSimulator(config, 1)
+    BatchSimulator(config.replace(workload={"trace": {"split": "all"}}), 1)
+
+
+def test_stream_refuses_a_part_shorter_than_the_window(trace_path: Path) -> None:
+    config = trace_config(trace_path)
+    short = ReplayPart(np.array([0.0, 10.0]), np.array([1, 2]), np.array([3, 4]), 0.0, 50.0)
+    with pytest.raises(ValueError, match=r"100\.0 trace seconds"):
+        TraceStream(config, short, np.random.default_rng(0))
+
+
+def test_tokens_agent_must_be_an_agent(trace_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"tokens_agent='planner'.*coordinator"):
+        trace_config(trace_path, tokens_agent="planner")
+
+
+def test_trace_pattern_and_trace_go_together(trace_path: Path) -> None:
+    with pytest.raises(ConfigError, match="needs a trace"):
+        make_scenario("paper", workload={"pattern": "trace"})
+    with pytest.raises(ConfigError, match=r"pattern is 'steady'"):
+        make_scenario("paper", workload={"trace": {"source": str(trace_path)}})
+    with pytest.raises(ConfigError, match=r"pattern is 'bursty'"):
+        make_scenario("bursty", workload={"trace": {"source": "conv"}})
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"split": "test"},
+        {"timestamp_unit": "us"},
+        {"time_scale": 0.0},
+        {"load_scale": -1.0},
+        {"train_fraction": 1.0},
+        {"train_fraction": 0.0},
+        {"source": ""},
+        {"shift_s": 3.0},
+    ],
+)
+def test_invalid_trace_fields_are_config_errors(trace_path: Path, fields: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=next(iter(fields))):
+        trace_config(trace_path, **fields)
+
+
+def test_trace_scenario_round_trips_through_plain_data(trace_path: Path) -> None:
+    config = trace_config(trace_path, tokens_agent="code", time_scale=0.5, load_scale=1.5, split="held_out")
+    data = config.to_dict()
+    assert data["workload"]["trace"]["source"] == str(trace_path)
+    restored = ScenarioConfig.from_dict(data)
+    assert restored == config
+    assert restored.workload.trace == config.workload.trace
+    for preset in ("trace-conv", "trace-code-held-out"):
+        assert ScenarioConfig.from_dict(make_scenario(preset).to_dict()) == make_scenario(preset)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "preset"),
+    [("GpuAllocTraceConv-v0", "trace-conv"), ("GpuAllocTraceCodeHeldOut-v0", "trace-code-held-out")],
+)
+def test_gym_make_trace_environment(env_id: str, preset: str) -> None:
+    if env_id not in gpu_alloc_env.ENV_IDS:
+        pytest.skip(f"{env_id} is not registered yet")
+    assert gpu_alloc_env.ENV_IDS[env_id] == preset
+    env = gym.make(env_id)
+    try:
+        observation, _ = env.reset(seed=0)
+        assert env.observation_space.contains(observation)
+        for _ in range(5):
+            observation, reward, terminated, _, _ = env.step(env.action_space.sample())
+            assert env.observation_space.contains(observation)
+            assert np.isfinite(float(reward)) and not terminated
+    finally:
+        env.close()
