@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Regenerate everything in results/ from scratch: the baseline comparisons of every scenario and
 # the full-budget PPO experiment on paper (5 training seeds x 4M steps, evaluated on 20
-# held-out episodes). Run from an environment with the train extra installed:
+# held-out episodes), the trace twins' report and the generalisation table. Run from an
+# environment with the train extra installed:
 #     bash results/regenerate.sh
-# About 35 minutes on a 2-core CPU; run folders go to runs/ (reused if already finished, resumed
+# About 80 minutes on a 2-core CPU; run folders go to runs/ (reused if already finished, resumed
 # if interrupted).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,3 +14,9 @@ for scenario in paper bursty diurnal; do
 done
 gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 4000000 \
     --runs-dir runs/paper --out results/ppo-paper --episodes 20
+
+# Synthetic twins of the bundled traces, and the generalisation table (15 runs of 2M steps:
+# paper, each trace's twin and each trace's training part, 3 seeds each; about 45 minutes).
+gpu-alloc twin --out results/twins.md
+gpu-alloc generalise --seeds 0 1 2 --timesteps 2000000 --episodes 20 \
+    --runs-dir runs/generalisation --out results/generalisation

@@ -70,3 +70,16 @@ def test_committed_ppo_results_come_from_the_regeneration_script() -> None:
     for name in ("latency_cdf.png", "cost_vs_p95.png", "allocation_timeline.png", "learning_curves.png"):
         assert (ROOT / "results" / "ppo-paper" / name).stat().st_size > 1000
         assert f"results/ppo-paper/{name}" in readme
+
+
+def test_committed_twin_report_is_what_the_twin_command_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from train.cli import main
+
+    committed = (ROOT / "results" / "twins.md").read_text()
+    assert "Command: `gpu-alloc twin --out results/twins.md`" in committed
+    assert "gpu-alloc twin --out results/twins.md" in (ROOT / "results" / "regenerate.sh").read_text()
+    assert main(["twin", "--out", str(tmp_path / "twins.md")]) == 0
+    fresh = (tmp_path / "twins.md").read_text()
+    assert fresh[fresh.index("### ") :] == committed[committed.index("### ") :]

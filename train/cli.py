@@ -12,7 +12,19 @@ from typing import Any
 
 from baselines import BASELINES
 from gpu_alloc_env.config import ConfigError
+from gpu_alloc_env.data import TRACES
 from gpu_alloc_env.scenarios import SCENARIOS, make_scenario
+from gpu_alloc_env.traces import TIMESTAMP_UNITS
+
+TRACE_OPTIONS = {
+    "trace_timestamp_column": "timestamp_column",
+    "trace_input_column": "input_tokens_column",
+    "trace_output_column": "output_tokens_column",
+    "trace_timestamp_unit": "timestamp_unit",
+    "trace_tokens_agent": "tokens_agent",
+    "trace_split": "split",
+}
+"""``--trace-*`` option (argparse dest) -> ``TraceSpec`` field."""
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -35,6 +47,85 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
                 ) from exc
             overrides[field] = raw
     return overrides
+
+
+def merge_overrides(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``extra``, merging nested mappings (``workload``, ``agents``, ``trace``)."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_overrides(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def trace_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Scenario overrides of the ``--trace`` options: replay a file, or change the scenario's trace."""
+    fields = {
+        field: getattr(args, dest)
+        for dest, field in TRACE_OPTIONS.items()
+        if getattr(args, dest, None) is not None
+    }
+    source = getattr(args, "trace", None)
+    if source is None:
+        return {"workload": {"trace": fields}} if fields else {}
+    if source not in TRACES:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"--trace {source}: no such file; pass a CSV or JSON Lines file of requests, or a "
+                f"bundled trace {sorted(TRACES)}"
+            )
+        source = str(path.resolve())
+    return {"workload": {"pattern": "trace", "trace": {"source": source, **fields}}}
+
+
+def scenario_overrides(args: argparse.Namespace, scenario: str | None = None) -> dict[str, Any]:
+    """Every scenario override of a command: ``--set``, then ``--trace*``, then ``--twin``."""
+    overrides = merge_overrides(parse_overrides(args.overrides), trace_overrides(args))
+    twin = getattr(args, "twin", None)
+    if twin is not None:
+        from gpu_alloc_env.twin import twin_overrides
+
+        config = make_scenario(scenario or args.scenario, **overrides)
+        overrides = merge_overrides(overrides, twin_overrides(config, twin))
+    return overrides
+
+
+def _add_trace_options(parser: argparse.ArgumentParser, twin: bool = True) -> None:
+    group = parser.add_argument_group(
+        "trace replay",
+        "replay a request trace as the task arrivals (docs/MODEL.md, section 1.9); the options "
+        "without --trace change the trace of a trace scenario",
+    )
+    group.add_argument(
+        "--trace",
+        metavar="PATH",
+        default=None,
+        help=f"a CSV or JSON Lines file of requests, or a bundled trace {sorted(TRACES)}",
+    )
+    group.add_argument("--trace-timestamp-column", metavar="NAME", help="default TIMESTAMP")
+    group.add_argument("--trace-input-column", metavar="NAME", help="default ContextTokens")
+    group.add_argument("--trace-output-column", metavar="NAME", help="default GeneratedTokens")
+    group.add_argument(
+        "--trace-timestamp-unit",
+        choices=TIMESTAMP_UNITS,
+        help="datetime (ISO 8601 text), s or ms; auto (the default) reads datetimes only",
+    )
+    group.add_argument("--trace-tokens-agent", metavar="AGENT", help="agent whose requests carry the tokens")
+    group.add_argument(
+        "--trace-split",
+        choices=["train", "held_out", "all"],
+        help="part of the trace to replay (default train: the first 70%% of its span)",
+    )
+    if twin:
+        group.add_argument(
+            "--twin",
+            choices=["bursty", "diurnal"],
+            default=None,
+            help="use the synthetic twin fitted to the trace's training part instead of the trace",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,10 +162,53 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FIELD=VALUE",
         help="override a scenario field (JSON value), repeatable",
     )
+    _add_trace_options(compare)
     _add_train(sub)
     _add_evaluate(sub)
     _add_experiment(sub)
+    _add_twin(sub)
+    _add_generalise(sub)
     return parser
+
+
+def _add_generalise(sub: Any) -> None:
+    generalise = sub.add_parser(
+        "generalise",
+        help="train PPO on synthetic scenarios and on traces; score all on the traces' held-out parts",
+        description="Train PPO (reusing finished runs, resuming interrupted ones) on paper, on each "
+        "bundled trace's synthetic twin and on each trace's training part; then score every run and "
+        "every baseline on the held-out part of each trace and write DIR/summary.md and "
+        "DIR/episodes-<trace>.csv.",
+    )
+    generalise.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
+    generalise.add_argument("--timesteps", type=int, required=True, help="environment steps per run")
+    generalise.add_argument("--runs-dir", type=Path, required=True, help="folder of the run folders")
+    generalise.add_argument("--out", type=Path, required=True, help="output directory")
+    generalise.add_argument("--episodes", type=int, default=20, help="held-out episodes per policy")
+    generalise.add_argument("--parallel", type=int, default=2, help="runs trained at once (default 2)")
+
+
+def _add_twin(sub: Any) -> None:
+    twin = sub.add_parser(
+        "twin",
+        help="fit synthetic twins to trace scenarios and report their statistics next to the trace's",
+        description="Fit the bursty and diurnal twins to the training part of each trace scenario "
+        "and print (and with --out, write) a Markdown table of the trace's and the twins' "
+        "arrival rate, index of dispersion and token statistics.",
+    )
+    twin.add_argument(
+        "--scenario",
+        nargs="+",
+        default=["trace-conv", "trace-code"],
+        choices=sorted(SCENARIOS),
+        help="trace scenarios (default: both bundled traces)",
+    )
+    twin.add_argument("--episodes", type=int, default=20, help="generated episodes per twin (default 20)")
+    twin.add_argument("--out", type=Path, default=None, help="write the report to this Markdown file")
+    twin.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE", help="scenario field"
+    )
+    _add_trace_options(twin, twin=False)
 
 
 def _add_experiment(sub: Any) -> None:
@@ -95,6 +229,7 @@ def _add_experiment(sub: Any) -> None:
     experiment.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE", help="scenario field"
     )
+    _add_trace_options(experiment)
 
 
 def _add_train(sub: Any) -> None:
@@ -128,6 +263,7 @@ def _add_train(sub: Any) -> None:
         metavar="FIELD=VALUE",
         help="override a scenario field (JSON value), repeatable",
     )
+    _add_trace_options(train)
     train.add_argument(
         "--checkpoint-interval-s", type=float, default=120.0, help="wall seconds between checkpoints"
     )
@@ -165,6 +301,7 @@ def _add_evaluate(sub: Any) -> None:
         metavar="FIELD=VALUE",
         help="override a scenario field (JSON value), repeatable",
     )
+    _add_trace_options(evaluate, twin=False)
     evaluate.add_argument(
         "--model", choices=["best", "final"], default="best", help="which model of each run"
     )
@@ -196,7 +333,7 @@ def _run_train(args: argparse.Namespace) -> int:
             run_dir=str(args.run_dir),
             hyperparams_file=str(args.hyperparams) if args.hyperparams else None,
             hp_overrides=parse_hp_overrides(args.hp),
-            scenario_overrides=parse_overrides(args.overrides),
+            scenario_overrides=scenario_overrides(args),
             checkpoint_interval_s=args.checkpoint_interval_s,
             threads=args.threads,
         )
@@ -214,7 +351,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         out_dir=args.out,
         scenario=args.scenario,
-        scenario_overrides=parse_overrides(args.overrides),
+        scenario_overrides=scenario_overrides(args),
         model=args.model,
         plots=not args.no_plots,
         first_seed=args.first_seed,
@@ -236,10 +373,33 @@ def _run_experiment(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         parallel=args.parallel,
         hp=args.hp,
-        overrides=args.overrides,
+        overrides=[f"{key}={json.dumps(value)}" for key, value in scenario_overrides(args).items()],
     )
     print(text)
     print(f"wrote {args.out / 'episodes.csv'}, {args.out / 'summary.md'} and the plots")
+    return 0
+
+
+def _run_twin(args: argparse.Namespace) -> int:
+    from gpu_alloc_env.twin_report import report_markdown
+
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    lines = [
+        "# Synthetic twins of the trace scenarios",
+        "",
+        f"Command: `{args.command_line}`. Each twin is fitted to the training part of its trace "
+        "(gpu_alloc_env/twin.py, docs/MODEL.md section 1.9).",
+    ]
+    for name in args.scenario:
+        config = make_scenario(name, **scenario_overrides(args, name))
+        lines += ["", *report_markdown(config, args.episodes)]
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -252,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compare":
             from train.compare import run_compare
 
-            config = make_scenario(args.scenario, **parse_overrides(args.overrides))
+            config = make_scenario(args.scenario, **scenario_overrides(args))
             _, text = run_compare(
                 config, args.episodes, args.seed, args.out, args.policies, command=args.command_line
             )
@@ -265,6 +425,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_evaluate(args)
         if args.command == "experiment":
             return _run_experiment(args)
+        if args.command == "twin":
+            return _run_twin(args)
+        if args.command == "generalise":
+            from train.generalise import run_generalise
+
+            text = run_generalise(
+                args.seeds,
+                args.timesteps,
+                args.runs_dir,
+                args.out,
+                args.episodes,
+                args.parallel,
+                command=args.command_line,
+            )
+            print(text, end="")
+            print(f"wrote {args.out / 'summary.md'}")
+            return 0
     except ImportError as exc:
         if exc.name in ("stable_baselines3", "torch", "yaml", "matplotlib", "tqdm", "rich", "tensorboard"):
             return _needs_train_extra(exc)

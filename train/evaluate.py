@@ -173,7 +173,8 @@ def paired_groups(scored: Sequence[Scored], policy: str, metric: str) -> list[li
     return list(paired_by_run(scored, policy, metric).values())
 
 
-def _cell(estimate: float, low: float, high: float) -> str:
+def interval_cell(estimate: float, low: float, high: float) -> str:
+    """``estimate [low, high]`` with 3 decimals below 10 and 1 above; ``n/a`` for NaN."""
     if math.isnan(estimate):
         return "n/a"
     digits = 3 if abs(estimate) < 10 else 1
@@ -229,6 +230,14 @@ def training_table(runs: Sequence[LearnedPolicy]) -> list[str]:
     return lines
 
 
+def trace_note(config: ScenarioConfig) -> str:
+    """`` Trace ..., part ...`` for a trace scenario (which part of which trace was played), else ``""``."""
+    trace = config.workload.trace
+    if trace is None:
+        return ""
+    return f" Workload: the `{trace.split}` part of trace `{trace.source}` (load_scale {trace.load_scale:g})."
+
+
 def summary_markdown(
     scored: Sequence[Scored],
     config: ScenarioConfig,
@@ -243,7 +252,7 @@ def summary_markdown(
         "",
         f"{len(seeds)} held-out episodes per policy and run (seeds {seeds[0]}..{seeds[-1]}, the same "
         f"workload for every policy), {config.episode_length_s:g} s each. Learned runs: "
-        f"{', '.join(runs) if runs else 'none'}.",
+        f"{', '.join(runs) if runs else 'none'}.{trace_note(config)}",
         "",
         "Cells: interquartile mean [95% bootstrap interval]; for learned policies the bootstrap "
         "resamples runs (training seeds), then episodes within them.",
@@ -252,7 +261,7 @@ def summary_markdown(
         "|" + "---|" * (len(SUMMARY_METRICS) + 2),
     ]
     for policy in policies:
-        cells = [_cell(*bootstrap_ci95(groups_of(scored, policy, m), iqm)) for m in SUMMARY_METRICS]
+        cells = [interval_cell(*bootstrap_ci95(groups_of(scored, policy, m), iqm)) for m in SUMMARY_METRICS]
         count = len(groups_of(scored, policy, SUMMARY_METRICS[0])) if policy == LEARNED else 0
         lines.append(f"| {policy} | {count or '-'} | " + " | ".join(cells) + " |")
     if learned_runs:
@@ -273,7 +282,7 @@ def summary_markdown(
                 paired_groups(scored, LEARNED, criterion.metric), lambda x: float(np.mean(x))
             )
             lines.append(
-                f"| {criterion.text} | `{criterion.metric}` | {_cell(mean, low, high)} | "
+                f"| {criterion.text} | `{criterion.metric}` | {interval_cell(mean, low, high)} | "
                 f"{criterion.verdict(mean, low, high)} |"
             )
         lines += ["", *per_run_table(scored)]

@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gpu_alloc_env.config import ScenarioConfig
 from train.evaluate import run_evaluate
+from train.learned import load_run_config
 
 
 def train_command(
@@ -100,6 +102,14 @@ def run_experiment(
     hp: Sequence[str] = (),
     overrides: Sequence[str] = (),
 ) -> str:
-    """Train the runs, then evaluate them and every baseline; returns the summary."""
+    """Train the runs, then evaluate them and every baseline; returns the summary.
+
+    Runs trained on the training part of a trace are evaluated on its held-out part.
+    """
     runs = train_runs(scenario, seeds, timesteps, runs_dir, parallel, hp, overrides)
-    return run_evaluate(runs, ["all"], episodes, out_dir)
+    trace = ScenarioConfig.from_dict(load_run_config(runs[0])["scenario"]).workload.trace
+    held_out: dict[str, Any] = {}
+    if trace is not None and trace.split == "train":
+        held_out = {"workload": {"trace": {"split": "held_out"}}}
+        print("evaluating on the held-out part of the trace", flush=True)
+    return run_evaluate(runs, ["all"], episodes, out_dir, scenario_overrides=held_out)

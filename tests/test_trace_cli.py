@@ -1,0 +1,171 @@
+"""The command line with traces: ``--trace`` options, ``--twin``, ``gpu-alloc twin`` and the
+held-out evaluation of trace-trained runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpu_alloc_env.scenarios import make_scenario
+from train.cli import build_parser, main, scenario_overrides
+from train.experiment import run_experiment
+from train.generalise import label, score_trace, trace_table
+
+SHORT = ["--set", "episode_length_s=20"]
+TINY_HP = [
+    "n_envs=4",
+    "n_steps=32",
+    "batch_size=64",
+    "n_epochs=1",
+    "eval_freq_steps=256",
+    "eval_episodes=1",
+    "net_arch=[16,16]",
+]
+
+
+def write_trace(path: Path, requests: int = 400, seed: int = 0) -> Path:
+    """A CSV of requests with millisecond timestamps and custom column names."""
+    rng = np.random.default_rng(seed)
+    times_ms = np.cumsum(rng.exponential(250.0, requests))
+    lines = ["ts,prompt,completion"]
+    lines += [f"{t:.1f},{rng.integers(50, 3000)},{rng.integers(1, 400)}" for t in times_ms]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def test_trace_options_become_a_trace_workload_with_an_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_trace(tmp_path / "requests.csv")
+    monkeypatch.chdir(tmp_path)
+    args = parse(
+        [
+            "compare",
+            "--out",
+            "x",
+            "--trace",
+            "requests.csv",
+            "--trace-timestamp-column",
+            "ts",
+            "--trace-timestamp-unit",
+            "ms",
+            "--trace-split",
+            "held_out",
+            *SHORT,
+        ]
+    )
+    overrides = scenario_overrides(args)
+    trace = overrides["workload"]["trace"]
+    assert overrides["workload"]["pattern"] == "trace"
+    assert trace["source"] == str(tmp_path / "requests.csv")
+    assert trace["timestamp_column"] == "ts" and trace["timestamp_unit"] == "ms"
+    assert trace["split"] == "held_out" and overrides["episode_length_s"] == 20
+
+
+def test_trace_options_without_trace_change_the_scenarios_trace() -> None:
+    args = parse(["compare", "--out", "x", "--scenario", "trace-conv", "--trace-split", "held_out"])
+    config = make_scenario("trace-conv", **scenario_overrides(args))
+    assert config.workload.trace is not None
+    assert config.workload.trace.split == "held_out" and config.workload.trace.source == "conv"
+
+
+def test_compare_replays_a_users_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_trace(tmp_path / "requests.csv")
+    code = main(
+        [
+            "compare",
+            "--trace",
+            str(path),
+            "--trace-timestamp-column",
+            "ts",
+            "--trace-input-column",
+            "prompt",
+            "--trace-output-column",
+            "completion",
+            "--trace-timestamp-unit",
+            "ms",
+            "--trace-split",
+            "all",
+            "--episodes",
+            "2",
+            "--policies",
+            "adaptive",
+            "--out",
+            str(tmp_path / "out"),
+            *SHORT,
+        ]
+    )
+    assert code == 0
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "--trace" in summary and "| adaptive | 2 |" in summary
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--trace", "missing.csv"], "no such file"),
+        (["--trace", "conv", "--trace-split", "held_out"], "spans only"),
+        (["--trace-split", "held_out"], "lacks the required TraceSpec field(s) ['source']"),
+        (["--twin", "bursty"], "does not replay a trace"),
+        (["--trace", "conv", "--trace-tokens-agent", "nobody"], "not an agent"),
+    ],
+)
+def test_bad_trace_options_fail_with_a_clear_error(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setting = ["--set", "episode_length_s=1200"] if "held_out" in extra and "conv" in extra else SHORT
+    code = main(["compare", "--episodes", "1", "--out", str(tmp_path / "o"), *extra, *setting])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_twin_option_trains_on_the_fitted_synthetic_workload() -> None:
+    args = parse(
+        ["train", "--run-dir", "r", "--timesteps", "10", "--scenario", "trace-code", "--twin", "bursty"]
+    )
+    config = make_scenario("trace-code", **scenario_overrides(args))
+    assert config.name == "trace-code-twin" and config.workload.pattern == "bursty"
+    assert config.workload.trace is None
+    assert config == make_scenario("trace-code-twin")
+
+
+def test_twin_command_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "twins.md"
+    code = main(["twin", "--scenario", "trace-code", "--episodes", "2", "--out", str(out)])
+    assert code == 0
+    text = out.read_text()
+    assert text in capsys.readouterr().out
+    assert "| statistic | trace | bursty twin | diurnal twin |" in text
+    for row in ("arrival rate", "index of dispersion, 10 s windows", "input tokens p99", "output tokens CV"):
+        assert f"| {row}" in text
+
+
+def test_experiment_on_a_trace_evaluates_on_the_held_out_part(tmp_path: Path) -> None:
+    text = run_experiment(
+        "trace-conv",
+        [3],
+        256,
+        tmp_path / "runs",
+        tmp_path / "eval",
+        episodes=1,
+        hp=TINY_HP,
+        overrides=["episode_length_s=20"],
+    )
+    assert "the `held_out` part of trace `conv`" in text
+    run = tmp_path / "runs" / "trace-conv-seed3"
+    assert '"split": "train"' in (run / "config.json").read_text()
+
+    runs = {scenario: [run] for scenario in ("paper", "trace-conv-twin", "trace-conv")}
+    scored = score_trace("conv", runs, [1_000_000])
+    policies = {item.result.policy for item in scored}
+    assert policies == {"static", "round_robin", "adaptive", *(label(s) for s in runs)}
+    lines = trace_table("conv", scored, [1_000_000])
+    assert any(line.startswith("| ppo[trace-conv] | 1 |") for line in lines)
+    assert any(line.startswith("| `trace-conv-twin` |") for line in lines)
