@@ -8,7 +8,8 @@ compare across machines are the ratios:
 * env step cost against Gymnasium's CartPole-v1 step (the cheapest classic env),
 * per-environment step cost of a batch of B environments against one environment,
 * per-agent step cost of fleet(N) scenarios against the four-agent paper scenario,
-* wall time per simulated second at a 10 ms decision interval against 1 s.
+* wall time per simulated second at a 10 ms decision interval against 1 s,
+* env step cost replaying the Azure conversation trace against the synthetic paper workload.
 """
 
 from __future__ import annotations
@@ -121,6 +122,12 @@ def main() -> None:
     print(
         f"| 10 ms decisions, wall time per simulated second | {fine_cost * 100 * 1e3:.1f} ms | "
         f"{fine_cost * 100 / coarse_cost:.1f}x 1 s decisions |"
+    )
+    replay = make_scenario("trace-conv", episode_length_s=3_000.0, workload={"trace": {"split": "all"}})
+    replay_cost = env_step_s(replay, AdaptivePolicy, min(steps, 900))
+    print(
+        f"| trace-conv replay + adaptive | {replay_cost * 1e6:.0f} us | "
+        f"{replay_cost / coarse_cost:.2f}x paper |"
     )
 
 
