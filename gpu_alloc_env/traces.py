@@ -202,6 +202,12 @@ def trace_from_spec(spec: TraceSpec) -> Trace:
 
 
 # ---------------------------------------------------------------------------------------- parsing
+_COLUMN_HINT = (
+    "name the columns with timestamp_column, input_tokens_column and output_tokens_column (on the "
+    "command line: --trace-timestamp-column, --trace-input-column, --trace-output-column)"
+)
+
+
 def _rows(text: str, where: str, fmt: str, columns: tuple[str, str, str]) -> Iterator[tuple[int, list[Any]]]:
     """(line number, [timestamp, input, output]) of every request line."""
     if fmt == "csv":
@@ -213,9 +219,7 @@ def _rows(text: str, where: str, fmt: str, columns: tuple[str, str, str]) -> Ite
         missing = [c for c in columns if c not in header]
         if missing:
             raise TraceError(
-                f"{where}: line 1: no column {missing[0]!r} in the header {header}; name the columns "
-                "with timestamp_column, input_tokens_column and output_tokens_column (on the command "
-                "line: --trace-timestamp-column, --trace-input-column, --trace-output-column)"
+                f"{where}: line 1: no column {missing[0]!r} in the header {header}; {_COLUMN_HINT}"
             )
         index = [header.index(c) for c in columns]
         for row in reader:
@@ -238,9 +242,7 @@ def _rows(text: str, where: str, fmt: str, columns: tuple[str, str, str]) -> Ite
         missing = [c for c in columns if c not in record]
         if missing:
             raise TraceError(
-                f"{where}: line {line}: no key {missing[0]!r} (keys: {sorted(record)}); name the "
-                "columns with timestamp_column, input_tokens_column and output_tokens_column (on the "
-                "command line: --trace-timestamp-column, --trace-input-column, --trace-output-column)"
+                f"{where}: line {line}: no key {missing[0]!r} (keys: {sorted(record)}); {_COLUMN_HINT}"
             )
         yield line, [record[c] for c in columns]
 
