@@ -4,7 +4,7 @@
 # held-out episodes), the trace twins' report and the generalisation table. Run from an
 # environment with the train extra installed:
 #     bash results/regenerate.sh
-# About 80 minutes on a 2-core CPU; run folders go to runs/ (reused if already finished, resumed
+# About two and a half hours on a 2-core CPU; run folders go to runs/ (reused if already finished, resumed
 # if interrupted).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,7 +16,7 @@ gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 4000000 \
     --runs-dir runs/paper --out results/ppo-paper --episodes 20
 
 # Synthetic twins of the bundled traces, and the generalisation table (15 runs of 2M steps:
-# paper, each trace's twin and each trace's training part, 3 seeds each; about 45 minutes).
+# paper, each trace's twin and each trace's training part, 3 seeds each; about 100 minutes).
 gpu-alloc twin --out results/twins.md
 gpu-alloc generalise --seeds 0 1 2 --timesteps 2000000 --episodes 20 \
     --runs-dir runs/generalisation --out results/generalisation

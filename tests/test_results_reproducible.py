@@ -83,3 +83,28 @@ def test_committed_twin_report_is_what_the_twin_command_prints(
     assert main(["twin", "--out", str(tmp_path / "twins.md")]) == 0
     fresh = (tmp_path / "twins.md").read_text()
     assert fresh[fresh.index("### ") :] == committed[committed.index("### ") :]
+
+
+GENERALISE_COMMAND = (
+    "gpu-alloc generalise --seeds 0 1 2 --timesteps 2000000 --episodes 20 "
+    "--runs-dir runs/generalisation --out results/generalisation"
+)
+
+
+@pytest.mark.parametrize("trace", ["conv", "code"])
+@pytest.mark.parametrize(("kind", "start"), [("results", "| policy"), ("paired", "| trained on")])
+def test_readme_generalisation_tables_match_committed_summary(trace: str, kind: str, start: str) -> None:
+    summary = (ROOT / "results" / "generalisation" / "summary.md").read_text()
+    section = summary[summary.index(f"## Held-out part of the `{trace}` trace") :]
+    assert _readme_block(f"generalisation-{kind}:{trace}") == _block(section, start)
+
+
+def test_committed_generalisation_results_come_from_the_regeneration_script() -> None:
+    script = " ".join((ROOT / "results" / "regenerate.sh").read_text().replace("\\\n", " ").split())
+    assert GENERALISE_COMMAND in script
+    assert GENERALISE_COMMAND in (ROOT / "README.md").read_text()
+    summary = (ROOT / "results" / "generalisation" / "summary.md").read_text()
+    assert f"Command: `{GENERALISE_COMMAND}`." in summary
+    for trace in ("conv", "code"):
+        rows = (ROOT / "results" / "generalisation" / f"episodes-{trace}.csv").read_text().splitlines()
+        assert len(rows) == 1 + 20 * (3 + 3 * 3)
