@@ -26,6 +26,12 @@ def _readme_block(name: str) -> str:
     return match.group(1).strip()
 
 
+def _regeneration_script() -> str:
+    """results/regenerate.sh with continuation lines joined and whitespace collapsed."""
+    script = (ROOT / "results" / "regenerate.sh").read_text()
+    return " ".join(script.replace("\\\n", " ").split())
+
+
 def test_readme_tables_match_committed_summary() -> None:
     summary = (ROOT / "results" / "paper" / "summary.md").read_text()
     assert _readme_block("results:paper") == _block(summary, "| policy")
@@ -56,13 +62,12 @@ def test_readme_ppo_tables_match_committed_summary(name: str, start: str) -> Non
 
 
 def test_committed_ppo_results_come_from_the_regeneration_script() -> None:
-    script = (ROOT / "results" / "regenerate.sh").read_text()
     readme = (ROOT / "README.md").read_text()
     command = (
         "gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 4000000 "
         "--runs-dir runs/paper --out results/ppo-paper --episodes 20"
     )
-    assert command in " ".join(script.replace("\\\n", " ").split())
+    assert command in _regeneration_script()
     assert command in readme
     summary = (ROOT / "results" / "ppo-paper" / "summary.md").read_text()
     assert "Learned runs: paper-seed0, paper-seed1, paper-seed2, paper-seed3, paper-seed4." in summary
@@ -100,8 +105,7 @@ def test_readme_generalisation_tables_match_committed_summary(trace: str, kind: 
 
 
 def test_committed_generalisation_results_come_from_the_regeneration_script() -> None:
-    script = " ".join((ROOT / "results" / "regenerate.sh").read_text().replace("\\\n", " ").split())
-    assert GENERALISE_COMMAND in script
+    assert GENERALISE_COMMAND in _regeneration_script()
     assert GENERALISE_COMMAND in (ROOT / "README.md").read_text()
     summary = (ROOT / "results" / "generalisation" / "summary.md").read_text()
     assert f"Command: `{GENERALISE_COMMAND}`." in summary
