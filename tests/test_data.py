@@ -107,6 +107,15 @@ def test_package_data_declares_every_bundled_file() -> None:
         assert any(fnmatch.fnmatch(path, pattern) for pattern in patterns), path
 
 
+def test_distribution_metadata_names_both_licenses() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT AND CC-BY-4.0"
+    for license_path in project["license-files"]:
+        assert (ROOT / license_path).is_file(), license_path
+    assert "gpu_alloc_env/data/traces/LICENSE-CC-BY-4.0.txt" in project["license-files"]
+
+
 @pytest.mark.parametrize(("trace", "agent_name"), [("conv", "coordinator"), ("code", "code")])
 def test_paper_prompt_lengths_are_fitted_to_the_traces(trace: str, agent_name: str) -> None:
     # The agent's log-normal prompt length has the trace's mean and median:
