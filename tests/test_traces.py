@@ -6,13 +6,22 @@ import json
 import warnings
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 from gpu_alloc_env import traces
 from gpu_alloc_env.config import TraceSpec
 from gpu_alloc_env.data import TRACES, verify_trace
-from gpu_alloc_env.traces import Trace, TraceError, bundled_trace, load_trace, split_bounds_s, trace_from_spec
+from gpu_alloc_env.traces import (
+    MAX_TOKENS,
+    Trace,
+    TraceError,
+    bundled_trace,
+    load_trace,
+    split_bounds_s,
+    trace_from_spec,
+)
 
 HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens"
 # Requests in each bundled trace, as documented in gpu_alloc_env/data/traces/README.md.
@@ -176,7 +185,31 @@ def test_unknown_timestamp_unit_is_refused(tmp_path: Path) -> None:
             4,
             ["timestamp", "'yesterday'"],
         ),
-        ("empty_time.csv", [HEADER, "2023-11-16 18:00:00,1,1", ",1,1"], 3, ["timestamp"]),
+        ("empty_time.csv", [HEADER, "2023-11-16 18:00:00,1,1", ",1,1"], 3, ["timestamp", "is empty"]),
+        (
+            "empty_tokens.csv",
+            [HEADER, "2023-11-16 18:00:00,1,1", "2023-11-16 18:00:01, ,1"],
+            3,
+            ["token count in column 'ContextTokens' is empty"],
+        ),
+        (
+            "null_tokens.jsonl",
+            ['{"TIMESTAMP": "2023-11-16 18:00:00", "ContextTokens": 1, "GeneratedTokens": null}'],
+            1,
+            ["token count in column 'GeneratedTokens' is null"],
+        ),
+        (
+            "null_time.jsonl",
+            ['{"TIMESTAMP": null, "ContextTokens": 1, "GeneratedTokens": 1}'],
+            1,
+            ["timestamp in column 'TIMESTAMP' is null"],
+        ),
+        (
+            "duplicate.csv",
+            ["TIMESTAMP,ContextTokens,GeneratedTokens,ContextTokens", "2023-11-16 18:00:00,1,2,3"],
+            1,
+            ["column(s) ['ContextTokens'] appear more than once", "rename or remove"],
+        ),
         ("negative.csv", [HEADER, "2023-11-16 18:00:00,1,1", "2023-11-16 18:00:01,-5,1"], 3, ["negative"]),
         (
             "fraction.csv",
@@ -203,7 +236,13 @@ def test_unknown_timestamp_unit_is_refused(tmp_path: Path) -> None:
             2,
             ["'GeneratedTokens'"],
         ),
-        ("not_object.jsonl", ["[1, 2, 3]"], 1, ["object"]),
+        ("not_object.jsonl", ["[1, 2, 3]"], 1, ["JSON array", "object"]),
+        (
+            "second_not_object.jsonl",
+            ['{"TIMESTAMP": "2023-11-16 18:00:00", "ContextTokens": 1, "GeneratedTokens": 1}', "[1, 2]"],
+            2,
+            ["expected a JSON object"],
+        ),
         (
             "bool_tokens.jsonl",
             ['{"TIMESTAMP": "2023-11-16 18:00:00", "ContextTokens": true, "GeneratedTokens": 1}'],
@@ -224,6 +263,141 @@ def test_malformed_file_names_the_file_the_line_and_the_problem(
         assert f"line {line}:" in message
     for word in words:
         assert word in message, f"{word!r} not in {message!r}"
+
+
+def test_an_empty_field_is_called_empty_not_a_bad_number(tmp_path: Path) -> None:
+    path = write(tmp_path / "gap.csv", [HEADER, "2023-11-16 18:00:00,,1"])
+    with pytest.raises(TraceError) as info:
+        load_trace(path)
+    message = str(info.value)
+    assert "line 2:" in message and "'ContextTokens' is empty" in message
+    assert "whole number" not in message and "''" not in message
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("99999999999999999999999", "'99999999999999999999999'"),
+        ("1e300", "'1e300'"),
+        # Above 2**53: read as an integer, not rounded to ...992 through a float.
+        ("9007199254740993", "'9007199254740993'"),
+        (str(MAX_TOKENS + 1), f"'{MAX_TOKENS + 1}'"),
+        ("inf", "'inf'"),
+    ],
+)
+def test_a_huge_csv_token_count_is_too_large(tmp_path: Path, value: str, shown: str) -> None:
+    path = write(tmp_path / "huge.csv", [HEADER, "0,1,1", f"1,{value},1"])
+    with pytest.raises(TraceError) as info:
+        load_trace(path, timestamp_unit="s")
+    assert str(info.value) == (
+        f"{path}: line 3: token count {shown} in column 'ContextTokens' is too large (more than "
+        "1,000,000,000); check that the column holds token counts"
+    )
+
+
+@pytest.mark.parametrize("number", ["1e22", "1e400", "100000000000000000000000"])
+def test_a_huge_json_token_count_is_too_large(tmp_path: Path, number: str) -> None:
+    # 1e22 and 1e400 are JSON floats (1e400 reads as infinity); the last a JSON integer.
+    line = f'{{"TIMESTAMP": 1, "ContextTokens": 5, "GeneratedTokens": {number}}}'
+    path = write(tmp_path / "huge.jsonl", [line])
+    with pytest.raises(
+        TraceError, match=r"huge\.jsonl: line 1: token count .* in column 'GeneratedTokens' is too large"
+    ):
+        load_trace(path, timestamp_unit="s")
+
+
+def test_token_counts_up_to_the_limit_are_read_exactly(tmp_path: Path) -> None:
+    assert MAX_TOKENS == 10**9
+    csv_path = write(tmp_path / "big.csv", [HEADER, f"0,{MAX_TOKENS},12.0", "1,+7,0", "2,1e3,  3  "])
+    trace = load_trace(csv_path, timestamp_unit="s")
+    np.testing.assert_array_equal(trace.input_tokens, [MAX_TOKENS, 7, 1000])
+    np.testing.assert_array_equal(trace.output_tokens, [12, 0, 3])
+    json_path = write_jsonl(
+        tmp_path / "big.jsonl", [{"TIMESTAMP": 0, "ContextTokens": MAX_TOKENS, "GeneratedTokens": 1e3}]
+    )
+    json_trace = load_trace(json_path, timestamp_unit="s")
+    assert json_trace.input_tokens.tolist() == [MAX_TOKENS] and json_trace.output_tokens.tolist() == [1000]
+
+
+def test_blank_lines_before_the_csv_header_are_skipped(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "lead.csv", ["", "  ", HEADER, "2023-11-16 18:00:00,1,2", "", "2023-11-16 18:00:01,3,4"]
+    )
+    trace = load_trace(path)
+    np.testing.assert_array_equal(trace.line, [4, 6])  # the lines of the file, blank ones counted
+    np.testing.assert_array_equal(trace.input_tokens, [1, 3])
+    # The header's own line is the one an error names.
+    bad = write(tmp_path / "lead_bad.csv", ["", "", "ts,ContextTokens,GeneratedTokens", "1,1,1"])
+    with pytest.raises(
+        TraceError, match=r"lead_bad\.csv: line 3: no column 'TIMESTAMP' in the header \['ts',"
+    ):
+        load_trace(bad)
+
+
+@pytest.mark.parametrize("name", ["blank.csv", "blank.jsonl"])
+def test_a_file_of_blank_lines_is_empty(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text("\n   \n\t\n\n", encoding="utf-8")
+    with pytest.raises(TraceError) as info:
+        load_trace(path)
+    assert f"{name}: the file is empty; a trace needs" in str(info.value)
+
+
+def test_json_suffix_reads_json_lines(tmp_path: Path) -> None:
+    records: list[dict[str, object]] = [
+        {"TIMESTAMP": 10, "ContextTokens": 3, "GeneratedTokens": 1},
+        {"TIMESTAMP": 12, "ContextTokens": 4, "GeneratedTokens": 2},
+    ]
+    trace = load_trace(write_jsonl(tmp_path / "requests.JSON", records), timestamp_unit="s")
+    np.testing.assert_allclose(trace.arrival_s, [0.0, 2.0])
+    np.testing.assert_array_equal(trace.input_tokens, [3, 4])
+    np.testing.assert_array_equal(trace.line, [1, 2])
+
+
+@pytest.mark.parametrize("name", ["array.json", "array.jsonl"])
+def test_a_json_array_is_refused_with_one_object_per_line_advice(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    records = [{"TIMESTAMP": 10, "ContextTokens": 3, "GeneratedTokens": 1}] * 2
+    path.write_text("\n" + json.dumps(records, indent=2), encoding="utf-8")
+    with pytest.raises(TraceError) as info:
+        load_trace(path, timestamp_unit="s")
+    message = str(info.value)
+    assert f"{name}: line 2: the file is a JSON array, not JSON Lines" in message
+    assert "a JSON object on a line of its own" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "line", "shape"),
+    [
+        ("lines.csv", '{"TIMESTAMP": 10, "ContextTokens": 3, "GeneratedTokens": 1}\n', 1, "JSON Lines"),
+        ("array.txt", '\n[{"TIMESTAMP": 10, "ContextTokens": 3, "GeneratedTokens": 1}]\n', 2, "a JSON array"),
+    ],
+)
+def test_json_in_a_csv_file_says_to_name_it_jsonl(
+    tmp_path: Path, name: str, content: str, line: int, shape: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(TraceError) as info:
+        load_trace(path, timestamp_unit="s")
+    message = str(info.value)
+    assert f"{name}: line {line}: the file looks like {shape}, not CSV" in message
+    assert "one JSON object per line" in message and ".jsonl, .ndjson or .json" in message
+    assert "no column" not in message
+
+
+def test_csv_in_a_json_file_says_to_name_it_csv(tmp_path: Path) -> None:
+    path = write(tmp_path / "table.json", [HEADER, "2023-11-16 18:00:00,1,1"])
+    with pytest.raises(
+        TraceError, match=r"table\.json: line 1: not valid JSON .*if the file is CSV, name it \.csv"
+    ):
+        load_trace(path)
+
+
+def test_a_duplicated_column_that_is_not_read_is_ignored(tmp_path: Path) -> None:
+    path = write(tmp_path / "extra.csv", ["note,TIMESTAMP,note,ContextTokens,GeneratedTokens", "a,0,b,5,6"])
+    trace = load_trace(path, timestamp_unit="s")
+    assert trace.input_tokens.tolist() == [5] and trace.output_tokens.tolist() == [6]
 
 
 def test_missing_file_and_directory_are_named(tmp_path: Path) -> None:
@@ -270,6 +444,27 @@ def test_unsorted_timestamps_are_sorted_with_a_warning(tmp_path: Path) -> None:
     np.testing.assert_array_equal(trace.output_tokens, trace.line)
     assert trace.reordered == 2
     assert trace.first_reordered_line == 4
+
+
+def _unsorted_trace_file(path: Path) -> Path:
+    # Long enough for a 600 s episode in the training part; line 4 (t = 3) comes after t = 5.
+    return write(path, [HEADER, "0,10,5", "5,10,5", "3,10,5"] + [f"{t},10,5" for t in range(10, 2000, 2)])
+
+
+def test_unsorted_warning_points_at_the_callers_line(tmp_path: Path) -> None:
+    # Whether the trace is loaded directly, through a TraceSpec or by gym.make building the
+    # simulator, the warning names this file (the user's code), not a line inside the package.
+    path = _unsorted_trace_file(tmp_path / "late.csv")
+    spec = TraceSpec(source=str(path), timestamp_unit="s")
+    workload = {"pattern": "trace", "trace": {"source": str(path), "timestamp_unit": "s"}}
+    with pytest.warns(UserWarning, match=r"late\.csv: 1 request\(s\).*line 4") as direct:
+        load_trace(path, timestamp_unit="s")
+    with pytest.warns(UserWarning, match=r"late\.csv: 1 request\(s\)") as through_spec:
+        trace_from_spec(spec)
+    with pytest.warns(UserWarning, match=r"late\.csv: 1 request\(s\)") as through_gym:
+        gym.make("GpuAlloc-v0", workload=workload).close()
+    for record in (direct, through_spec, through_gym):
+        assert [warning.filename for warning in record] == [__file__]
 
 
 def test_equal_timestamps_keep_file_order_without_a_warning(tmp_path: Path) -> None:
@@ -342,6 +537,28 @@ def test_trace_from_spec_reads_a_file_with_its_columns_and_unit(tmp_path: Path) 
     trace = trace_from_spec(spec)
     np.testing.assert_allclose(trace.arrival_s, [0.0, 1.5])
     np.testing.assert_array_equal(trace.output_tokens, [2, 4])
+
+
+@pytest.mark.parametrize(("source", "guess"), [("CONV", "conv"), (" Code", "code"), ("requests.csv", None)])
+def test_unknown_source_lists_the_bundled_traces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, guess: str | None
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TraceError) as info:
+        trace_from_spec(TraceSpec(source=source))
+    message = str(info.value)
+    assert f"trace source {source!r} is neither a bundled trace nor an existing file" in message
+    assert "['code', 'conv'] (names are case-sensitive" in message
+    assert (f"did you mean {guess!r}?" in message) is (guess is not None)
+    assert str(tmp_path) in message  # where a relative path was looked for
+
+
+def test_a_directory_as_source_is_called_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(TraceError) as info:
+        trace_from_spec(TraceSpec(source=str(tmp_path)))
+    message = str(info.value)
+    assert "is a directory, not a file; pass the path of a CSV or JSON Lines file" in message
+    assert "does not exist" not in message and "no such file" not in message
 
 
 def test_unknown_bundled_trace_names_the_choices() -> None:
