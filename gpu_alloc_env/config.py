@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeVar, get_args
 
+from gpu_alloc_env.data import TRACES
+
 Role = Literal["coordinator", "specialist"]
 Pattern = Literal["steady", "bursty", "diurnal", "trace"]
 Split = Literal["train", "held_out", "all"]
@@ -24,6 +26,11 @@ _ROLES: tuple[str, ...] = get_args(Role)
 _PATTERNS: tuple[str, ...] = get_args(Pattern)
 _SPLITS: tuple[str, ...] = get_args(Split)
 _TIMESTAMP_UNITS: tuple[str, ...] = get_args(TimestampUnit)
+_TRACE_FILE_FIELDS = ("timestamp_column", "input_tokens_column", "output_tokens_column", "timestamp_unit")
+"""The fields of :class:`TraceSpec` that describe a file; their defaults are the bundled traces' own."""
+MAX_LOAD_SCALE = 100.0
+"""Largest ``TraceSpec.load_scale``: every request replayed 100 times (the trace's requests are
+held in memory once per replay)."""
 
 T = TypeVar("T")
 
@@ -64,7 +71,7 @@ def _check_number(
     if non_negative and number < 0.0:
         raise ConfigError(f"{owner}.{name} must be >= 0, got {number!r}; pass zero or more")
     if at_most is not None and number > at_most:
-        raise ConfigError(f"{owner}.{name} must be <= {at_most}, got {number!r}")
+        raise ConfigError(f"{owner}.{name} must be <= {at_most:g}, got {number!r}; pass at most {at_most:g}")
     return number
 
 
@@ -222,7 +229,7 @@ class TraceSpec:
     load_scale: float = 1.0
     """Multiplies the arrival rate without changing the trace's timing: each request is replayed
     ``floor(load_scale)`` times, plus once more with probability ``load_scale % 1`` (0.6 keeps a
-    random 60% of the requests)."""
+    random 60% of the requests); at most :data:`MAX_LOAD_SCALE`."""
     split: Split = "train"
     """Which part of the trace episodes replay: ``train``, ``held_out`` or ``all``."""
     train_fraction: float = 0.7
@@ -238,8 +245,17 @@ class TraceSpec:
         _coerce_numbers(
             self,
             owner,
-            {"time_scale": {"positive": True}, "load_scale": {"positive": True}},
+            {"time_scale": {"positive": True}, "load_scale": {"positive": True, "at_most": MAX_LOAD_SCALE}},
         )
+        if self.source in TRACES:
+            defaults = {f.name: f.default for f in fields(self)}
+            custom = {n: getattr(self, n) for n in _TRACE_FILE_FIELDS if getattr(self, n) != defaults[n]}
+            if custom:
+                raise ConfigError(
+                    f"TraceSpec: the bundled trace {self.source!r} has its own columns, so {custom} would "
+                    "be ignored; these fields describe a file of your own (pass its path as source), "
+                    "so leave them out for a bundled trace"
+                )
         number = _check_number(owner, "train_fraction", self.train_fraction, positive=True)
         if number >= 1.0:
             raise ConfigError(

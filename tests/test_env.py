@@ -22,26 +22,30 @@ SHORT = {"episode_length_s": 30.0}
 # in [0, max_gpus] on purpose (policies speak GPUs; training wraps the space with RescaleAction).
 # That recommendation is the only warning either checker may give.
 EXPECTED_WARNING = "symmetric and normalized"
+# The code trace has stretches of 173.5 s (training part) and 217.2 s (held-out part) without
+# requests; the short test episodes (SHORT) can fall inside them, and the simulator warns of that.
+EXPECTED_GAP_WARNING = "bundled trace 'code' has no request for"
 
 
 def unexpected_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
-    return [str(w.message) for w in caught if EXPECTED_WARNING not in str(w.message)]
+    expected = (EXPECTED_WARNING, EXPECTED_GAP_WARNING)
+    return [str(w.message) for w in caught if not any(text in str(w.message) for text in expected)]
 
 
 @pytest.mark.parametrize("env_id", list(ENV_IDS))
 def test_gymnasium_env_checker_passes(env_id: str) -> None:
-    env = gym.make(env_id, render_mode="rgb_array", **SHORT)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        env = gym.make(env_id, render_mode="rgb_array", **SHORT)
         gym_check_env(env.unwrapped, skip_render_check=False)
     assert unexpected_warnings(caught) == []
 
 
 @pytest.mark.parametrize("env_id", list(ENV_IDS))
 def test_stable_baselines3_env_checker_passes(env_id: str) -> None:
-    env = gym.make(env_id, **SHORT)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        env = gym.make(env_id, **SHORT)
         sb3_check_env(env, warn=True)
     assert unexpected_warnings(caught) == []
 

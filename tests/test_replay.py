@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +259,53 @@ def test_train_part_too_short_names_the_split(trace_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"'train' part .* 90\.0 s.*episode_length_s"):
         BatchSimulator(config, 1)
     BatchSimulator(config.replace(workload={"trace": {"split": "all"}}), 1)
+
+
+def test_too_short_part_gives_the_settings_that_fit(trace_path: Path) -> None:
+    # 400 s episodes over a 300 s trace: 300 s episodes, or time_scale 400/300, would fit.
+    config = trace_config(trace_path, episode_length_s=400.0)
+    with pytest.raises(ConfigError) as info:
+        BatchSimulator(config, 1)
+    message = str(info.value)
+    assert "at most 300.0 s" in message and "raise time_scale to at least 1.33" in message
+    assert "train_fraction" not in message  # split 'all': the fraction changes nothing
+    BatchSimulator(config.replace(workload={"trace": {"time_scale": 400.0 / 300.0}}), 1)
+    BatchSimulator(config.replace(episode_length_s=300.0), 1)
+
+
+def test_trace_of_one_instant_says_no_setting_fits(tmp_path: Path) -> None:
+    path = tmp_path / "instant.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n5,10,2\n5,11,3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"spans only 0\.0 s; no setting makes an episode fit"):
+        BatchSimulator(trace_config(path), 1)
+
+
+def test_gap_longer_than_a_window_warns_that_episodes_can_be_empty(tmp_path: Path) -> None:
+    path = tmp_path / "sparse.csv"
+    rows = [f"{t},{100 + t},5" for t in (0, 1, 2, 250, 251, 300)]
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.warns(UserWarning, match=r"no request for 248\.0 trace seconds \(from 2\.0 s\)"):
+        BatchSimulator(trace_config(path), 1)
+
+
+def test_dense_trace_does_not_warn_of_gaps(trace_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BatchSimulator(trace_config(trace_path), 1)
+
+
+def test_load_scale_is_bounded() -> None:
+    with pytest.raises(ConfigError, match=r"load_scale must be <= 100, got 1000000000\.0; pass at most 100"):
+        make_scenario("trace-conv", workload={"trace": {"load_scale": 1e9}})
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"timestamp_column": "ts"}, {"input_tokens_column": "p"}, {"timestamp_unit": "ms"}],
+)
+def test_file_columns_with_a_bundled_trace_are_refused(fields: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=r"bundled trace 'conv' has its own columns, so \{"):
+        make_scenario("trace-conv", workload={"trace": fields})
 
 
 def test_stream_refuses_a_part_shorter_than_the_window(trace_path: Path) -> None:

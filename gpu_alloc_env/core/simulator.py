@@ -22,6 +22,7 @@ Order of events in the interval ``[t0, t0 + decision_interval_s)`` of an environ
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +39,7 @@ from gpu_alloc_env.core.queues import (
 from gpu_alloc_env.core.replay import ReplayPart, TraceStream, window_trace_s
 from gpu_alloc_env.core.tasks import TaskTable
 from gpu_alloc_env.core.workload import TaskStream
-from gpu_alloc_env.traces import split_bounds_s, trace_from_spec
+from gpu_alloc_env.traces import caller_stacklevel, split_bounds_s, trace_from_spec
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -543,6 +544,22 @@ class BatchSimulator:
         self.slo_met += np.bincount(rows, weights=met, minlength=b).astype(np.int64)
 
 
+def _warn_of_gaps(arrival_s: FloatArray, start_s: float, end_s: float, window_s: float, part: str) -> None:
+    """Warn when some episode windows of ``[start_s, end_s)`` can hold no request at all."""
+    inside = arrival_s[(arrival_s >= start_s) & (arrival_s < end_s)]
+    edges = np.concatenate(([start_s], inside, [end_s]))
+    gaps = np.diff(edges)
+    longest = int(np.argmax(gaps))
+    if gaps[longest] > window_s:
+        warnings.warn(
+            f"{part} has no request for {gaps[longest]:.1f} trace seconds (from {edges[longest]:.1f} s), "
+            f"longer than an episode's window of {window_s:.1f} s: episodes drawn there hold no tasks "
+            "and score n/a; lower time_scale or lengthen episode_length_s so that a window spans the gap",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
+
+
 def replay_part(config: ScenarioConfig) -> ReplayPart:
     """The part of ``config``'s trace that its episodes replay, checked to hold one episode."""
     spec = config.workload.trace
@@ -551,13 +568,24 @@ def replay_part(config: ScenarioConfig) -> ReplayPart:
     trace = trace_from_spec(spec)
     start_s, end_s = split_bounds_s(trace, spec.split, spec.train_fraction)
     window_s = window_trace_s(config)
-    if window_s > end_s - start_s:
+    span_s = end_s - start_s
+    if window_s > span_s:
+        if span_s < 1e-6:  # one instant (the end is nudged past the last request)
+            fixes = "no setting makes an episode fit: replay a trace whose requests span some time"
+        else:
+            fixes = (
+                f"shorten episode_length_s to at most {span_s * spec.time_scale:.1f} s, or raise "
+                f"time_scale to at least {config.episode_length_s / span_s:.3g} (each trace second then "
+                "lasts longer, so an episode covers fewer of them)"
+            )
+            if spec.split != "all":
+                fixes += ", or change train_fraction"
         raise ConfigError(
             f"an episode of {config.episode_length_s:g} s at time_scale={spec.time_scale:g} replays "
             f"{window_s:.1f} trace seconds, but the {spec.split!r} part of {trace.name} spans only "
-            f"{end_s - start_s:.1f} s; shorten episode_length_s, lower time_scale (replay faster) "
-            "or change train_fraction"
+            f"{span_s:.1f} s; {fixes}"
         )
+    _warn_of_gaps(trace.arrival_s, start_s, end_s, window_s, f"the {spec.split!r} part of {trace.name}")
     return ReplayPart(
         arrival_s=trace.arrival_s,
         input_tokens=trace.input_tokens,
