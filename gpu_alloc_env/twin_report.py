@@ -1,8 +1,9 @@
 """How closely a synthetic twin resembles its trace: the statistics of both, side by side.
 
-The trace's statistics are those of the part the twin is fitted to (the training part), taken as
-it is (``load_scale`` 1); each twin's are measured on arrivals and token counts it generates,
-``episodes`` episodes drawn with the workload generator the simulator uses.
+The trace's statistics are those of the part the twin is fitted to (the part its scenario
+replays, by default the training part), taken as it is (``load_scale`` 1); each twin's are
+measured on arrivals and token counts it generates, ``episodes`` episodes drawn with the workload
+generator the simulator uses.
 """
 
 from __future__ import annotations
@@ -109,13 +110,17 @@ def report_markdown(config: ScenarioConfig, episodes: int = 20) -> list[str]:
             rows.append((f"{kind} tokens {stat}", [c[i] for c in cells]))
     bursty = twins["bursty"].workload
     diurnal = twins["diurnal"].workload
-    part = "training part" if spec.split == "train" else f"{spec.split} part"
+    part = "training part" if spec.split == "train" else f"{spec.split} part".replace("_", "-")
+    bursts = (
+        f"bursts at {bursty.burst_peak_to_mean:.2f}x the mean lasting {bursty.burst_mean_high_s:.1f} s "
+        f"on average, {bursty.burst_mean_low_s:.1f} s between them"
+        if bursty.burst_peak_to_mean > 1.0
+        else "Poisson (no window's index of dispersion is significantly above 1)"
+    )
     lines = [
         f"### `{config.name}`: trace `{spec.source}`, {part}, tokens of `{spec.tokens_agent}`",
         "",
-        f"Fitted bursty twin: {bursty.task_rate_tps:.2f} requests/s, bursts at "
-        f"{bursty.burst_peak_to_mean:.2f}x the mean lasting {bursty.burst_mean_high_s:.1f} s on "
-        f"average, {bursty.burst_mean_low_s:.1f} s between them. Fitted diurnal twin: period "
+        f"Fitted bursty twin: {bursty.task_rate_tps:.2f} requests/s, {bursts}. Fitted diurnal twin: period "
         f"{diurnal.diurnal_period_s:.0f} s, amplitude {diurnal.diurnal_amplitude:.2f}. Twins' "
         f"statistics over {episodes} generated episodes of {config.episode_length_s:g} s; the "
         f"trace's over its {samples['trace'].span_s:.0f} s {part}, at load_scale 1.",

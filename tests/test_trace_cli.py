@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gpu_alloc_env.config import ConfigError
 from gpu_alloc_env.scenarios import make_scenario
 from train.cli import build_parser, main, scenario_overrides
 from train.experiment import run_experiment
@@ -112,7 +113,8 @@ def test_compare_replays_a_users_trace(tmp_path: Path, capsys: pytest.CaptureFix
     [
         (["--trace", "missing.csv"], "no such file"),
         (["--trace", "conv", "--trace-split", "held_out"], "spans only"),
-        (["--trace-split", "held_out"], "lacks the required TraceSpec field(s) ['source']"),
+        (["--trace-split", "held_out"], "--trace-split change(s) the trace a scenario replays, but scenario"),
+        (["--trace", "conv", "--trace-timestamp-column", "ts"], "bundled trace 'conv' has its own columns"),
         (["--twin", "bursty"], "does not replay a trace"),
         (["--trace", "conv", "--trace-tokens-agent", "nobody"], "not an agent"),
     ],
@@ -156,7 +158,7 @@ def test_experiment_on_a_trace_evaluates_on_the_held_out_part(tmp_path: Path) ->
         tmp_path / "eval",
         episodes=1,
         hp=TINY_HP,
-        overrides=["episode_length_s=20"],
+        overrides={"episode_length_s": 20},
     )
     assert "the `held_out` part of trace `conv`" in text
     run = tmp_path / "runs" / "trace-conv-seed3"
@@ -169,3 +171,109 @@ def test_experiment_on_a_trace_evaluates_on_the_held_out_part(tmp_path: Path) ->
     lines = trace_table("conv", scored, [1_000_000])
     assert any(line.startswith("| ppo[trace-conv] | 1 |") for line in lines)
     assert any(line.startswith("| `trace-conv-twin` |") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "extra", "name"),
+    [
+        ("paper", ["--trace", "{csv}"], "paper-trace-requests"),
+        ("paper", ["--trace", "{csv}", "--trace-split", "held_out"], "paper-trace-requests-held-out"),
+        ("paper", ["--trace", "code", "--trace-tokens-agent", "code"], "paper-trace-code"),
+        ("trace-code", ["--trace-split", "held_out"], "trace-code-held-out"),
+        ("trace-code", ["--trace", "code"], "trace-code"),
+        ("trace-conv", ["--trace-split", "held_out", "--twin", "bursty"], "trace-conv-held-out-twin"),
+        ("paper", ["--trace", "{csv}", "--set", "name=mine"], "mine"),
+    ],
+)
+def test_scenario_is_named_after_the_trace_it_replays(
+    scenario: str, extra: list[str], name: str, tmp_path: Path
+) -> None:
+    csv = str(write_trace(tmp_path / "requests.csv"))
+    extra = [item.replace("{csv}", csv) for item in extra]
+    if csv in extra:
+        extra += ["--trace-timestamp-column", "ts", "--trace-timestamp-unit", "ms"]
+        extra += ["--trace-input-column", "prompt", "--trace-output-column", "completion"]
+    args = parse(["compare", "--out", "x", "--scenario", scenario, *extra])
+    assert make_scenario(scenario, **scenario_overrides(args)).name == name
+
+
+def test_held_out_preset_and_the_split_option_are_the_same_scenario() -> None:
+    args = parse(["compare", "--out", "x", "--scenario", "trace-code", "--trace-split", "held_out"])
+    assert make_scenario("trace-code", **scenario_overrides(args)) == make_scenario("trace-code-held-out")
+
+
+def test_out_that_is_a_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    existing = tmp_path / "requests.csv"
+    existing.write_text("x\n")
+    assert main(["compare", "--episodes", "1", "--out", str(existing), *SHORT]) == 2
+    assert f"--out {existing} is a file; pass a directory" in capsys.readouterr().err
+    assert existing.read_text() == "x\n"
+    assert main(["twin", "--scenario", "trace-code", "--out", str(tmp_path)]) == 2
+    assert "is a directory; pass the path of the Markdown file" in capsys.readouterr().err
+
+
+def test_experiment_checks_the_held_out_part_before_training(tmp_path: Path) -> None:
+    # conv's held-out part is about 1050 s: 1200 s episodes fit the training part only.
+    with pytest.raises(ConfigError, match=r"'held_out' part of bundled trace 'conv' spans only"):
+        run_experiment(
+            "trace-conv",
+            [0],
+            256,
+            tmp_path / "runs",
+            tmp_path / "eval",
+            episodes=1,
+            hp=TINY_HP,
+            overrides={"episode_length_s": 1200},
+        )
+    assert not (tmp_path / "runs").exists()
+
+
+def test_experiment_refuses_a_run_folder_trained_with_other_settings(tmp_path: Path) -> None:
+    runs_dir = tmp_path / "runs"
+    run_experiment(
+        "paper",
+        [0],
+        128,
+        runs_dir,
+        tmp_path / "a",
+        episodes=1,
+        hp=TINY_HP,
+        overrides={"episode_length_s": 20},
+    )
+    stamp = (runs_dir / "paper-seed0" / "model.zip").stat().st_mtime_ns
+    with pytest.raises(
+        ValueError, match=r"paper-seed0 was trained with other settings .*scenario\.capacity_gpus"
+    ):
+        run_experiment(
+            "paper",
+            [0],
+            128,
+            runs_dir,
+            tmp_path / "b",
+            episodes=1,
+            hp=TINY_HP,
+            overrides={"episode_length_s": 20, "capacity_gpus": 16},
+        )
+    with pytest.raises(ValueError, match=r"hyperparams\.n_epochs differ"):
+        run_experiment(
+            "paper",
+            [0],
+            128,
+            runs_dir,
+            tmp_path / "b",
+            episodes=1,
+            hp=[*TINY_HP, "n_epochs=2"],
+            overrides={"episode_length_s": 20},
+        )
+    # The same settings reuse the finished run without training it again.
+    run_experiment(
+        "paper",
+        [0],
+        128,
+        runs_dir,
+        tmp_path / "c",
+        episodes=1,
+        hp=TINY_HP,
+        overrides={"episode_length_s": 20},
+    )
+    assert (runs_dir / "paper-seed0" / "model.zip").stat().st_mtime_ns == stamp

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from baselines import BASELINES
-from gpu_alloc_env.config import ConfigError
+from gpu_alloc_env.config import ConfigError, ScenarioConfig
 from gpu_alloc_env.data import TRACES
 from gpu_alloc_env.scenarios import SCENARIOS, make_scenario
 from gpu_alloc_env.traces import TIMESTAMP_UNITS
@@ -60,8 +61,12 @@ def merge_overrides(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def trace_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Scenario overrides of the ``--trace`` options: replay a file, or change the scenario's trace."""
+def trace_overrides(args: argparse.Namespace, base: ScenarioConfig | None = None) -> dict[str, Any]:
+    """Scenario overrides of the ``--trace`` options: replay a file, or change the scenario's trace.
+
+    ``base`` is the scenario the options apply to (with ``--set`` applied), when known: options
+    other than ``--trace`` need it to replay a trace already.
+    """
     fields = {
         field: getattr(args, dest)
         for dest, field in TRACE_OPTIONS.items()
@@ -69,21 +74,75 @@ def trace_overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
     source = getattr(args, "trace", None)
     if source is None:
+        if fields and base is not None and base.workload.trace is None:
+            given = [f"--{dest.replace('_', '-')}" for dest in TRACE_OPTIONS if getattr(args, dest, None)]
+            raise ConfigError(
+                f"{', '.join(given)} change(s) the trace a scenario replays, but scenario {base.name!r} "
+                f"replays none; add --trace PATH (a CSV or JSON Lines file of requests, or a bundled trace "
+                f"{sorted(TRACES)}) or choose a trace scenario such as trace-conv"
+            )
         return {"workload": {"trace": fields}} if fields else {}
     if source not in TRACES:
         path = Path(source).expanduser()
         if not path.is_file():
+            problem = "is a directory" if path.is_dir() else "no such file"
             raise ConfigError(
-                f"--trace {source}: no such file; pass a CSV or JSON Lines file of requests, or a "
+                f"--trace {source}: {problem}; pass a CSV or JSON Lines file of requests, or a "
                 f"bundled trace {sorted(TRACES)}"
             )
         source = str(path.resolve())
     return {"workload": {"pattern": "trace", "trace": {"source": source, **fields}}}
 
 
+def trace_scenario_name(base: ScenarioConfig, replayed: ScenarioConfig) -> str:
+    """The name of ``base`` once the ``--trace`` options made it ``replayed``.
+
+    A trace that ``base`` does not replay adds ``-trace-<name>`` (a bundled trace's name, or the
+    file's stem), and a part other than ``base``'s adds ``-held-out``, ``-train`` or ``-all``; so
+    ``paper`` with ``--trace requests.csv`` is ``paper-trace-requests``, and ``trace-code`` with
+    ``--trace-split held_out`` is ``trace-code-held-out``, the name of the preset it then equals.
+    """
+    old, new = base.workload.trace, replayed.workload.trace
+    if new is None:
+        return base.name
+    name = base.name
+    if old is None or old.source != new.source:
+        label = new.source if new.source in TRACES else Path(new.source).stem
+        name += "-trace-" + (re.sub(r"[^A-Za-z0-9_.]+", "_", label) or "file")
+    if new.split != (old.split if old is not None else "train"):
+        name += "-" + new.split.replace("_", "-")
+    return name
+
+
+def base_scenario(args: argparse.Namespace, scenario: str | None = None) -> ScenarioConfig | None:
+    """The scenario a command's options apply to: ``scenario``, ``--scenario``, or its runs'."""
+    name = scenario or getattr(args, "scenario", None)
+    if isinstance(name, str):
+        return make_scenario(name)
+    runs = getattr(args, "runs", None)
+    if runs:
+        from train.learned import load_run_config
+
+        return ScenarioConfig.from_dict(load_run_config(runs[0])["scenario"])
+    return None
+
+
 def scenario_overrides(args: argparse.Namespace, scenario: str | None = None) -> dict[str, Any]:
-    """Every scenario override of a command: ``--set``, then ``--trace*``, then ``--twin``."""
-    overrides = merge_overrides(parse_overrides(args.overrides), trace_overrides(args))
+    """Every scenario override of a command: ``--set``, then ``--trace*``, then ``--twin``.
+
+    The scenario is renamed after the trace it then replays (:func:`trace_scenario_name`) unless
+    ``--set name=...`` names it; a twin appends ``-twin`` to that name.
+    """
+    overrides = parse_overrides(args.overrides)
+    base = base_scenario(args, scenario)
+    if base is not None and overrides:
+        base = base.replace(**overrides)
+    traces = trace_overrides(args, base)
+    overrides = merge_overrides(overrides, traces)
+    if traces and base is not None and "name" not in overrides:
+        name = trace_scenario_name(base, base.replace(**traces))
+        if name != base.name:
+            overrides["name"] = name
     twin = getattr(args, "twin", None)
     if twin is not None:
         from gpu_alloc_env.twin import twin_overrides
@@ -124,7 +183,8 @@ def _add_trace_options(parser: argparse.ArgumentParser, twin: bool = True) -> No
             "--twin",
             choices=["bursty", "diurnal"],
             default=None,
-            help="use the synthetic twin fitted to the trace's training part instead of the trace",
+            help="use the synthetic twin fitted to the part of the trace the scenario replays (the "
+            "training part unless --trace-split says otherwise) instead of the trace",
         )
 
 
@@ -140,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="run every baseline on the same seeds; write episodes.csv and summary.md",
         description="Run the baseline policies on the same seeds of a scenario and write "
-        "DIR/episodes.csv (one row per policy and seed) and DIR/summary.md (mean and 95%% "
+        "DIR/episodes.csv (one row per policy and seed) and DIR/summary.md (mean and 95% "
         "confidence interval per policy and metric, and the paper's headline ratios).",
     )
     compare.add_argument("--scenario", default="paper", choices=sorted(SCENARIOS))
@@ -277,7 +337,7 @@ def _add_evaluate(sub: Any) -> None:
         help="score trained runs and baselines on the same held-out seeds",
         description="Run every trained run and the chosen baselines on the same held-out seeds "
         "(disjoint from training and validation) and write DIR/episodes.csv, DIR/summary.md "
-        "(interquartile mean and 95%% bootstrap interval across training seeds; paired "
+        "(interquartile mean and 95% bootstrap interval across training seeds; paired "
         "differences against the adaptive heuristic) and the plots.",
     )
     evaluate.add_argument("--runs", nargs="*", type=Path, default=[], help="run folders of gpu-alloc train")
@@ -373,7 +433,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         parallel=args.parallel,
         hp=args.hp,
-        overrides=[f"{key}={json.dumps(value)}" for key, value in scenario_overrides(args).items()],
+        overrides=scenario_overrides(args),
     )
     print(text)
     print(f"wrote {args.out / 'episodes.csv'}, {args.out / 'summary.md'} and the plots")
@@ -388,8 +448,8 @@ def _run_twin(args: argparse.Namespace) -> int:
     lines = [
         "# Synthetic twins of the trace scenarios",
         "",
-        f"Command: `{args.command_line}`. Each twin is fitted to the training part of its trace "
-        "(gpu_alloc_env/twin.py, docs/MODEL.md section 1.9).",
+        f"Command: `{args.command_line}`. Each twin is fitted to the part of its trace that the "
+        "scenario replays (gpu_alloc_env/twin.py, docs/MODEL.md section 1.9).",
     ]
     for name in args.scenario:
         config = make_scenario(name, **scenario_overrides(args, name))
@@ -403,12 +463,24 @@ def _run_twin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out(args: argparse.Namespace) -> None:
+    """``--out`` must be a directory (a Markdown file for ``gpu-alloc twin``) or not exist yet."""
+    out: Path | None = getattr(args, "out", None)
+    if out is None:
+        return
+    if args.command == "twin" and out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; pass the path of the Markdown file to write")
+    if args.command != "twin" and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; pass a directory for the outputs (created if missing)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gpu-alloc``."""
     parser = build_parser()
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["gpu-alloc", *(sys.argv[1:] if argv is None else argv)])
     try:
+        _check_out(args)
         if args.command == "compare":
             from train.compare import run_compare
 
@@ -446,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.name in ("stable_baselines3", "torch", "yaml", "matplotlib", "tqdm", "rich", "tensorboard"):
             return _needs_train_extra(exc)
         raise
-    except (ConfigError, ValueError, RuntimeError) as exc:
+    except (ConfigError, ValueError, RuntimeError, OSError) as exc:
         print(f"gpu-alloc: error: {exc}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command!r}")

@@ -5,27 +5,39 @@ The full-budget experiment behind ``results/ppo-paper`` is::
     gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 4000000 \
         --runs-dir runs/paper --out results/ppo-paper
 
-Runs are trained in parallel subprocesses (``--parallel``, one CPU thread each); a run folder
-that already holds a finished model is reused, and one with a checkpoint is resumed, so an
-interrupted experiment continues where it stopped.
+Runs are trained in parallel subprocesses (``--parallel``, one CPU thread each) into run folders
+named after the resolved scenario (``<scenario name>-seed<seed>``); a run folder that already holds
+a finished model is reused, and one with a checkpoint is resumed, so an interrupted experiment
+continues where it stopped. A folder trained with other settings (scenario fields or
+hyperparameters) is never reused: the experiment stops and names the fields that differ.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.core.simulator import replay_part
+from gpu_alloc_env.env import resolve_scenario
 from train.evaluate import run_evaluate
-from train.learned import load_run_config
+from train.ppo import load_hyperparams, parse_hp_overrides
+
+HELD_OUT: dict[str, Any] = {"workload": {"trace": {"split": "held_out"}}}
+"""Scenario overrides that turn a run's training part of a trace into its held-out part."""
 
 
 def train_command(
-    scenario: str, seed: int, timesteps: int, run_dir: Path, hp: Sequence[str], overrides: Sequence[str]
+    scenario: str,
+    seed: int,
+    timesteps: int,
+    run_dir: Path,
+    hp: Sequence[str],
+    overrides: Mapping[str, Any],
 ) -> list[str]:
     """The ``gpu-alloc train`` command line of one run (new, or resumed from its checkpoint)."""
     base = [sys.executable, "-m", "train", "train", "--run-dir", str(run_dir), "--no-progress"]
@@ -34,15 +46,49 @@ def train_command(
     command = [*base, "--scenario", scenario, "--seed", str(seed), "--timesteps", str(timesteps)]
     for item in hp:
         command += ["--hp", item]
-    for item in overrides:
-        command += ["--set", item]
+    for key, value in overrides.items():
+        command += ["--set", f"{key}={json.dumps(value)}"]
     return command
+
+
+def run_settings(scenario: str, hp: Sequence[str], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``scenario`` and ``hyperparams`` that ``gpu-alloc train`` records in a run's ``config.json``."""
+    config = resolve_scenario(scenario, dict(overrides))
+    hyperparams = load_hyperparams(scenario, None, parse_hp_overrides(hp))
+    settings = {"scenario": config.to_dict(), "hyperparams": hyperparams}
+    loaded: dict[str, Any] = json.loads(json.dumps(settings))
+    return loaded
+
+
+def _differences(stored: Any, wanted: Any, prefix: str) -> list[str]:
+    """Dotted paths at which two JSON values differ."""
+    if isinstance(stored, dict) and isinstance(wanted, dict):
+        return [
+            path
+            for key in sorted(set(stored) | set(wanted))
+            for path in _differences(stored.get(key), wanted.get(key), f"{prefix}.{key}")
+        ]
+    return [] if stored == wanted else [prefix]
+
+
+def check_reusable(run_dir: Path, settings: Mapping[str, Any]) -> None:
+    """Refuse a run folder whose recorded settings differ from ``settings`` (see :func:`run_settings`)."""
+    recorded = run_dir / "config.json"
+    if not recorded.exists():
+        return
+    stored = json.loads(recorded.read_text())
+    differ = [d for key in settings for d in _differences(stored.get(key), settings[key], key)]
+    if differ:
+        shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
+        raise ValueError(
+            f"run folder {run_dir} was trained with other settings than this experiment asks for "
+            f"({shown} {'differs' if len(differ) == 1 else 'differ'}); pass another --runs-dir, or "
+            f"delete {run_dir} to train it again"
+        )
 
 
 def finished(run_dir: Path, timesteps: int) -> bool:
     """Whether ``run_dir`` holds a final model of at least ``timesteps`` steps."""
-    import json
-
     state = run_dir / "checkpoints" / "state.json"
     if not (run_dir / "model.zip").exists() or not state.exists():
         return False
@@ -56,14 +102,22 @@ def train_runs(
     runs_dir: Path,
     parallel: int,
     hp: Sequence[str] = (),
-    overrides: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
 ) -> list[Path]:
-    """Train one run per seed, ``parallel`` at a time; returns the run folders in seed order."""
+    """Train one run per seed, ``parallel`` at a time; returns the run folders in seed order.
+
+    Every folder is checked before anything trains: one trained with other settings stops the
+    experiment (:func:`check_reusable`).
+    """
     if parallel < 1:
         raise ValueError(f"--parallel must be >= 1, got {parallel}")
     if not seeds:
         raise ValueError("--seeds is empty; pass at least one training seed")
-    runs = [runs_dir / f"{scenario}-seed{seed}" for seed in seeds]
+    overrides = dict(overrides or {})
+    settings = run_settings(scenario, hp, overrides)
+    runs = [runs_dir / f"{settings['scenario']['name']}-seed{seed}" for seed in seeds]
+    for run in runs:
+        check_reusable(run, settings)
     pending = [(seed, run) for seed, run in zip(seeds, runs, strict=True) if not finished(run, timesteps)]
     active: list[tuple[Path, subprocess.Popen[bytes], Any]] = []
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -100,16 +154,22 @@ def run_experiment(
     episodes: int,
     parallel: int = 2,
     hp: Sequence[str] = (),
-    overrides: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
 ) -> str:
     """Train the runs, then evaluate them and every baseline; returns the summary.
 
-    Runs trained on the training part of a trace are evaluated on its held-out part.
+    Runs trained on the training part of a trace are evaluated on its held-out part. Both parts
+    are checked to hold an episode before anything trains.
     """
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    config = resolve_scenario(scenario, dict(overrides or {}))
+    trace = config.workload.trace
+    held_out = {"name": f"{config.name}-held-out", **HELD_OUT} if trace and trace.split == "train" else {}
+    if trace is not None:  # an episode must fit in both parts before hours go into training
+        replay_part(config)
+        replay_part(resolve_scenario(config, held_out))
     runs = train_runs(scenario, seeds, timesteps, runs_dir, parallel, hp, overrides)
-    trace = ScenarioConfig.from_dict(load_run_config(runs[0])["scenario"]).workload.trace
-    held_out: dict[str, Any] = {}
-    if trace is not None and trace.split == "train":
-        held_out = {"workload": {"trace": {"split": "held_out"}}}
+    if held_out:
         print("evaluating on the held-out part of the trace", flush=True)
     return run_evaluate(runs, ["all"], episodes, out_dir, scenario_overrides=held_out)
