@@ -175,6 +175,9 @@ def test_layout_names_size_and_bounds_match_the_space() -> None:
     np.testing.assert_array_equal(env.observation_space.high, high)
 
 
+# 60 s episodes can fall inside the code trace's gaps without requests (docs/MODEL.md, 1.9), of
+# which the simulator warns; empty episodes must stay inside the space as well.
+@pytest.mark.filterwarnings("ignore:the .* part of bundled trace 'code' has no request for:UserWarning")
 @pytest.mark.parametrize("env_id", list(ENV_IDS))
 def test_random_rollout_stays_inside_the_observation_space(env_id: str) -> None:
     env = gym.make(env_id, episode_length_s=60.0, keep_alive_s=3.0)
