@@ -444,7 +444,7 @@ class ScenarioConfig:
             {
                 "capacity_gpus": {"positive": True},
                 "gpu_granularity": {"positive": True},
-                "price_per_gpu_s": {"non_negative": True},
+                "price_per_gpu_s": {"positive": True},
                 "decision_interval_s": {"positive": True},
                 "episode_length_s": {"positive": True},
                 "keep_alive_s": {"non_negative": True},
@@ -477,6 +477,11 @@ class ScenarioConfig:
         if self.capacity_gpus < grain:
             raise ConfigError(
                 f"capacity_gpus={self.capacity_gpus} is below gpu_granularity={grain}; raise capacity_gpus"
+            )
+        if abs(self.capacity_gpus / grain - round(self.capacity_gpus / grain)) > 1e-9:
+            raise ConfigError(
+                f"capacity_gpus={self.capacity_gpus} is not a multiple of gpu_granularity={grain}; round "
+                "it to a multiple (only whole slices can be allocated)"
             )
         for agent in agents:
             for name in ("min_gpus", "max_gpus"):

@@ -85,7 +85,7 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
     | 12 n + 6       | loading GPUs (cold start under way) / capacity                | 0   | 1   |
     | 12 n + 7       | kept-alive GPUs / capacity                                    | 0   | 1   |
     | 12 n + 8       | ``min_gpus`` / capacity                                       | 0   | 1   |
-    | 12 n + 9       | ``max_gpus`` / capacity                                       | 0   | 1   |
+    | 12 n + 9       | min(``max_gpus``, capacity) / capacity                        | 0   | 1   |
     | 12 n + 10      | priority / largest priority                                   | 0   | 1   |
     | 12 n + 11      | SLO pressure: oldest request's age / ``request_slo_s``, scale 1 | 0 | 1   |
     | 12 N + 0       | free GPUs / capacity                                          | 0   | 1   |
@@ -173,7 +173,14 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
         return self.layout.encode(self.sim)[0], {"time_s": 0.0}
 
     def _validate_action(self, action: ActType) -> NDArray[np.float64]:
-        array = np.asarray(action, dtype=np.float64)
+        raw = np.asarray(action)
+        if raw.dtype.kind not in "iuf":
+            raise ValueError(
+                f"action {raw.tolist()!r} has dtype {raw.dtype}; pass real GPU counts (an int or float "
+                "array), not strings, booleans or complex numbers"
+            )
+        # A copy, so that info["requested_gpus"] keeps what was asked if the caller reuses its array.
+        array = np.array(raw, dtype=np.float64)
         n = self.config.num_agents
         if array.shape != (n,):
             raise ValueError(

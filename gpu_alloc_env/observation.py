@@ -28,7 +28,7 @@ AGENT_FEATURES: tuple[tuple[str, str], ...] = (
     ("loading", "GPUs still in their cold start / capacity_gpus"),
     ("kept_alive", "kept-alive GPUs after scale-to-zero / capacity_gpus"),
     ("min", "min_gpus / capacity_gpus"),
-    ("max", "max_gpus / capacity_gpus"),
+    ("max", "min(max_gpus, capacity_gpus) / capacity_gpus"),
     ("priority", "priority / the largest priority"),
     ("slo_pressure", "age of the oldest request / request_slo_s, squashed with scale 1"),
 )
@@ -129,7 +129,7 @@ class ObservationLayout:
                 sim.loading_slices * grain / cap,
                 sim.parked_slices * grain / cap,
                 np.broadcast_to(self.min_gpus / cap, (b, self.num_agents)),
-                np.broadcast_to(self.max_gpus / cap, (b, self.num_agents)),
+                np.broadcast_to(np.minimum(self.max_gpus, cap) / cap, (b, self.num_agents)),
                 np.broadcast_to(self.priority / self.priority.max(), (b, self.num_agents)),
                 squash(wait / self.request_slo_s, 1.0),
             ],

@@ -140,7 +140,10 @@ BAD_OVERRIDES: list[tuple[dict[str, Any], str]] = [
     ({"decision_interval_s": -1.0}, r"decision_interval_s must be > 0, got -1\.0"),
     ({"decision_interval_s": 1e-4}, r"decision_interval_s=0\.0001 is below 1 ms; use >= 0\.001"),
     ({"episode_length_s": 10.5}, r"episode_length_s=10\.5 must be a whole.*10\.5 intervals"),
-    ({"price_per_gpu_s": -0.1}, r"price_per_gpu_s must be >= 0, got -0\.1; pass zero or more"),
+    ({"price_per_gpu_s": -0.1}, r"price_per_gpu_s must be > 0, got -0\.1; pass a positive value"),
+    # The reward's unit is the pool's price per interval: a free pool would divide by zero.
+    ({"price_per_gpu_s": 0.0}, r"price_per_gpu_s must be > 0, got 0\.0"),
+    ({"capacity_gpus": 12.1}, r"capacity_gpus=12\.1 is not a multiple of gpu_granularity=0\.125"),
     ({"keep_alive_s": -1}, r"keep_alive_s must be >= 0, got -1\.0"),
     ({"capacity_gpus": 0.1}, r"capacity_gpus=0\.1 is below gpu_granularity=0\.125; raise capacity_gpus"),
     # Agents.

@@ -102,6 +102,9 @@ def test_reset_without_seed_continues_the_generator() -> None:
         (np.zeros((1, 4), np.float32), r"shape \(1, 4\), expected \(4,\)"),
         (np.array([1.0, np.nan, 1.0, 1.0], np.float32), r"NaN or infinity.*finite GPU counts"),
         (np.array([1.0, 1.0, np.inf, 1.0], np.float32), r"\[1\.0, 1\.0, inf, 1\.0\]"),
+        (np.array(["1", "2", "3", "1"]), r"dtype <U1; pass real GPU counts"),
+        (np.array([True, False, True, True]), r"dtype bool; pass real GPU counts"),
+        (np.array([1 + 1j, 1, 1, 1]), r"dtype complex128; pass real GPU counts"),
     ],
 )
 def test_bad_action_raises_naming_the_value(action: np.ndarray, message: str) -> None:
@@ -109,6 +112,29 @@ def test_bad_action_raises_naming_the_value(action: np.ndarray, message: str) ->
     env.reset(seed=0)
     with pytest.raises(ValueError, match=message):
         env.step(action)
+
+
+def test_info_keeps_the_requested_action_when_the_caller_reuses_its_array() -> None:
+    env = GpuAllocEnv("paper", **SHORT)
+    env.reset(seed=0)
+    action = np.array([1.0, 2.0, 1.0, 1.0])
+    info = env.step(action)[4]
+    action[:] = 99.0
+    np.testing.assert_array_equal(info["requested_gpus"], [1.0, 2.0, 1.0, 1.0])
+
+
+def test_pool_smaller_than_an_agents_max_keeps_observations_in_the_space() -> None:
+    # paper's reasoning and code agents may hold 8 GPUs; a pool of 4 caps what any agent can hold.
+    env = gym.make("GpuAlloc-v0", capacity_gpus=4.0, **SHORT).unwrapped
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    for _ in range(10):
+        obs, *_ = env.step(env.action_space.high)
+        assert env.observation_space.contains(obs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gym_check_env(env)
+    assert unexpected_warnings(caught) == []
 
 
 def test_step_before_reset_raises() -> None:
