@@ -205,6 +205,7 @@ def test_compare_argparse_errors_exit_2_naming_the_value(
         (["--set", 'agents={"code": 3}'], "agents override for 'code' must be a mapping of AgentSpec fields"),
         (["--set", "capacity_gpus=NaN"], "capacity_gpus must be finite, got nan"),
         (["--set", "decision_interval_s=0"], "decision_interval_s must be > 0, got 0.0"),
+        (["--seed", "-1"], "--seed must be >= 0 (Gymnasium seeds are non-negative), got -1"),
     ],
 )
 def test_compare_bad_input_exits_2_naming_the_value(

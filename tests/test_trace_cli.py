@@ -265,7 +265,7 @@ def test_experiment_refuses_a_run_folder_trained_with_other_settings(tmp_path: P
             hp=[*TINY_HP, "n_epochs=2"],
             overrides={"episode_length_s": 20},
         )
-    # The same settings reuse the finished run without training it again.
+    # The same settings reuse the finished run without training it again, and say so.
     run_experiment(
         "paper",
         [0],
@@ -277,3 +277,19 @@ def test_experiment_refuses_a_run_folder_trained_with_other_settings(tmp_path: P
         overrides={"episode_length_s": 20},
     )
     assert (runs_dir / "paper-seed0" / "model.zip").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize(
+    ("seeds", "timesteps", "message"),
+    [
+        ([0, 0], 128, r"--seeds lists \[0\] more than once"),
+        ([900], 128, r"--seeds \[900\]: training seeds must lie in \[0, 899\]"),
+        ([0], 0, "--timesteps must be a positive integer, got 0"),
+    ],
+)
+def test_experiment_checks_seeds_and_steps_before_training(
+    seeds: list[int], timesteps: int, message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        run_experiment("paper", seeds, timesteps, tmp_path / "runs", tmp_path / "eval", episodes=1)
+    assert not (tmp_path / "runs").exists()

@@ -28,6 +28,7 @@ from train.ppo import (
     TrainError,
     load_hyperparams,
     parse_hp_overrides,
+    ppo_kwargs,
     train,
     training_config,
 )
@@ -55,6 +56,8 @@ RUN_FILES = (
     "checkpoints/last.zip",
     "checkpoints/vecnormalize.pkl",
     "checkpoints/state.json",
+    "checkpoints/evaluations.npz",
+    "checkpoints/best_model.zip",
 )
 
 
@@ -153,8 +156,23 @@ def test_new_run_refuses_a_used_folder_and_resume_needs_a_checkpoint(tiny_run: P
         ({"learning_rat": 0.1}, r"unknown hyperparameter\(s\) \['learning_rat'\]"),
         ({"n_envs": 0}, "n_envs must be a positive integer, got 0"),
         ({"action": "softmax"}, "unknown action parameterisation 'softmax'"),
-        ({"learning_rate": "fast"}, "learning_rate must be a number, got 'fast'"),
+        (
+            {"learning_rate": "fast"},
+            "learning_rate must be a positive number, for example 3.0e-4, got 'fast'",
+        ),
+        ({"learning_rate": None}, "learning_rate must be a positive number"),
         ({"train_overrides": [35]}, r"train_overrides must be a mapping of fields, got \[35\]"),
+        ({"seed": 3}, r"\['seed'\] .* are set by --seed; remove them"),
+        ({"device": "cuda"}, r"\['device'\] .* are set by the command \(it trains on the CPU\)"),
+        ({"n_epochs": 0}, "n_epochs must be a positive integer, got 0"),
+        ({"gamma": 2}, r"gamma must be a number in \(0, 1\], for example 0.99, got 2"),
+        ({"normalize_reward": "maybe"}, "normalize_reward must be true or false, got 'maybe'"),
+        ({"net_arch": "abc"}, "net_arch must be a list of positive layer sizes"),
+        ({"target_kl": "abc"}, "target_kl must be a positive number or null"),
+        (
+            {"residual_scale": 0.3},
+            "--hp residual_scale applies to action=residual, but the run's action is 'need_scale'",
+        ),
     ],
 )
 def test_bad_hyperparameters_fail_clearly(hp: dict[str, object], message: str, tmp_path: Path) -> None:
@@ -294,3 +312,99 @@ def test_resuming_with_a_new_total_records_it_in_the_run_folder(tiny_run: Path, 
     assert json.loads((run_dir / "args.json").read_text())["timesteps"] == 1280
     assert PPO.load(run_dir / "model.zip", device="cpu").num_timesteps >= 1280
     assert "--resume --timesteps 1280" in (run_dir / "command.txt").read_text().splitlines()[-1]
+
+
+def test_policy_kwargs_add_to_the_policy_keys() -> None:
+    hp = load_hyperparams("paper", overrides={"policy_kwargs": {"ortho_init": False, "net_arch": [8]}})
+    kwargs = ppo_kwargs(hp)
+    assert kwargs["policy_kwargs"] == {"net_arch": [8], "log_std_init": -2.0, "ortho_init": False}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("default: {n_envs: 4}\npapr: {gamma: 0.9}\n", r"block\(s\) \['papr'\] name no scenario"),
+        ("default: {n_envs: 4}\npaper: 5\n", "block 'paper' must be a mapping of hyperparameters, got 5"),
+    ],
+)
+def test_hyperparameter_file_blocks_are_checked(text: str, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "hp.yml"
+    path.write_text(text)
+    with pytest.raises(TrainError, match=message):
+        load_hyperparams("paper", path)
+
+
+def test_folder_of_a_run_stopped_before_its_first_checkpoint_starts_again(tmp_path: Path) -> None:
+    run_dir = tmp_path / "stopped"
+    (run_dir / "monitor").mkdir(parents=True)
+    (run_dir / "config.json").write_text("{}")
+    (run_dir / "args.json").write_text("{}")
+    train(tiny_args(run_dir, timesteps=128), progress_bar=False)
+    assert (run_dir / "model.zip").is_file()
+    assert json.loads((run_dir / "config.json").read_text())["scenario"]["name"] == "paper"
+
+
+def test_folder_with_other_files_is_never_cleared(tmp_path: Path) -> None:
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("keep me")
+    with pytest.raises(TrainError, match="already exists and is not empty"):
+        train(tiny_args(run_dir, timesteps=128), progress_bar=False)
+    assert (run_dir / "notes.txt").read_text() == "keep me"
+
+
+def test_resume_refuses_options_it_would_ignore_and_a_smaller_total(
+    tiny_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["train", "--run-dir", str(tiny_run), "--resume", "--no-progress"]
+    assert main([*base, "--hp", "learning_rate=1", "--seed", "7", "--set", "capacity_gpus=3"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed, --hp, --set would be ignored" in err
+    assert main([*base, "--timesteps", "64"]) == 2
+    assert "the run's checkpoint already has" in capsys.readouterr().err
+
+
+def test_resume_keeps_the_recorded_hyperparameters(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run_dir = tmp_path / "recorded"
+    shutil.copytree(tiny_run, run_dir)
+    args = json.loads((run_dir / "args.json").read_text())
+    args["hp_overrides"]["n_envs"] = 8  # what a changed hyperparameter file would now say
+    (run_dir / "args.json").write_text(json.dumps(args))
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--timesteps", "1280", "--no-progress"]) == 0
+    assert PPO.load(run_dir / "model.zip", device="cpu").n_envs == TINY_HP["n_envs"]
+
+
+def test_resume_rewinds_validation_done_after_the_checkpoint(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run_dir = tmp_path / "rewound"
+    shutil.copytree(tiny_run, run_dir)
+    at_checkpoint = json.loads((run_dir / "checkpoints" / "state.json").read_text())["num_timesteps"]
+    with np.load(run_dir / "evaluations.npz") as data:
+        saved = {key: data[key] for key in data.files}
+    # A validation the killed process ran after its last checkpoint, with a best model of its own.
+    late = {
+        "timesteps": np.append(saved["timesteps"], at_checkpoint + 64),
+        "results": np.vstack([saved["results"], np.full((1, saved["results"].shape[1]), 1e9)]),
+        "ep_lengths": np.vstack([saved["ep_lengths"], saved["ep_lengths"][-1:]]),
+    }
+    np.savez(run_dir / "evaluations.npz", **late)
+    (run_dir / "best_model.zip").write_bytes(b"from the discarded stretch")
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--timesteps", "1280", "--no-progress"]) == 0
+    with np.load(run_dir / "evaluations.npz") as data:
+        steps, results = data["timesteps"], data["results"]
+    assert np.all(np.diff(steps) > 0) and results.max() < 1e9
+    assert (run_dir / "best_model.zip").read_bytes() != b"from the discarded stretch"
+    PPO.load(run_dir / "best_model.zip", device="cpu")
+
+
+def test_short_run_says_that_no_validation_ran(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    command = ["train", "--run-dir", str(tmp_path / "short"), "--timesteps", "128", "--no-progress"]
+    command += ["--set", "episode_length_s=20"]
+    for key, value in TINY_HP.items():
+        command += ["--hp", f"{key}={json.dumps(value)}"]
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert "model.zip, best_model.zip, tb/" in out and "no validation ran" in out

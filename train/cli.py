@@ -300,8 +300,8 @@ def _add_train(sub: Any) -> None:
         "(the scenario's block over 'default'), then --hp. The run folder receives the resolved "
         "config, the arguments, the command, the git revision, the models, checkpoints and logs.",
     )
-    train.add_argument("--scenario", default="paper", choices=sorted(SCENARIOS))
-    train.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    train.add_argument("--scenario", default=None, choices=sorted(SCENARIOS), help="default paper")
+    train.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
     train.add_argument("--timesteps", type=int, default=None, help="total environment steps")
     train.add_argument("--run-dir", type=Path, required=True, help="the run folder")
     train.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
@@ -382,8 +382,16 @@ def _run_train(args: argparse.Namespace) -> int:
     from train.ppo import TrainArgs, parse_hp_overrides, resume_args, train
 
     if args.resume:
+        ignored = [option for option, given in _run_options(args).items() if given]
+        if ignored:
+            raise ValueError(
+                f"--resume continues the run with the settings it started with; {', '.join(ignored)} "
+                "would be ignored, so drop them (or start a new run in another --run-dir)"
+            )
         run = resume_args(args.run_dir, args.timesteps)
     else:
+        args.scenario = args.scenario or "paper"
+        args.seed = 0 if args.seed is None else args.seed
         if args.timesteps is None:
             raise ValueError("--timesteps is required for a new run; for example --timesteps 1000000")
         run = TrainArgs(
@@ -398,8 +406,31 @@ def _run_train(args: argparse.Namespace) -> int:
             threads=args.threads,
         )
     run_dir = train(run, resume=args.resume, progress_bar=not args.no_progress, command=args.command_line)
-    print(f"trained {run_dir}: model.zip, best_model.zip, evaluations.npz, tb/")
+    outputs = ("model.zip", "best_model.zip", "evaluations.npz", "tb/")
+    written = [name for name in outputs if (run_dir / name).exists()]
+    print(f"trained {run_dir}: {', '.join(written)}")
+    if not (run_dir / "evaluations.npz").exists():
+        print(
+            "no validation ran (the run is shorter than eval_freq_steps), so best_model.zip is the "
+            "final model; lower it with --hp eval_freq_steps=N to validate short runs"
+        )
     return 0
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, bool]:
+    """The options of ``gpu-alloc train`` that set up a new run, and whether each was given."""
+    given = {
+        "--scenario": args.scenario is not None,
+        "--seed": args.seed is not None,
+        "--hyperparams": args.hyperparams is not None,
+        "--hp": bool(args.hp),
+        "--set": bool(args.overrides),
+        "--twin": args.twin is not None,
+        "--trace": args.trace is not None,
+    }
+    for dest in TRACE_OPTIONS:
+        given[f"--{dest.replace('_', '-')}"] = getattr(args, dest) is not None
+    return given
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:

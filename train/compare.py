@@ -89,6 +89,8 @@ def run_compare(
     """
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
+    if first_seed < 0:
+        raise ValueError(f"--seed must be >= 0 (Gymnasium seeds are non-negative), got {first_seed}")
     names = list(policies) if policies else list(BASELINES)
     chosen: dict[str, Policy] = {name: make_baseline(name, config) for name in names}
     seeds = list(range(first_seed, first_seed + episodes))

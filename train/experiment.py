@@ -25,7 +25,7 @@ from typing import Any
 from gpu_alloc_env.core.simulator import replay_part
 from gpu_alloc_env.env import resolve_scenario
 from train.evaluate import run_evaluate
-from train.ppo import load_hyperparams, parse_hp_overrides
+from train.ppo import MAX_TRAIN_SEED, TrainError, load_hyperparams, never_checkpointed, parse_hp_overrides
 
 HELD_OUT: dict[str, Any] = {"workload": {"trace": {"split": "held_out"}}}
 """Scenario overrides that turn a run's training part of a trace into its held-out part."""
@@ -74,8 +74,8 @@ def _differences(stored: Any, wanted: Any, prefix: str) -> list[str]:
 def check_reusable(run_dir: Path, settings: Mapping[str, Any]) -> None:
     """Refuse a run folder whose recorded settings differ from ``settings`` (see :func:`run_settings`)."""
     recorded = run_dir / "config.json"
-    if not recorded.exists():
-        return
+    if not recorded.exists() or never_checkpointed(run_dir):
+        return  # nothing trained yet: gpu-alloc train starts the folder afresh
     stored = json.loads(recorded.read_text())
     differ = [d for key in settings for d in _differences(stored.get(key), settings[key], key)]
     if differ:
@@ -87,12 +87,15 @@ def check_reusable(run_dir: Path, settings: Mapping[str, Any]) -> None:
         )
 
 
+def steps_of(run_dir: Path) -> int:
+    """Steps of the run's last checkpoint (0 if it has none)."""
+    state = run_dir / "checkpoints" / "state.json"
+    return int(json.loads(state.read_text())["num_timesteps"]) if state.exists() else 0
+
+
 def finished(run_dir: Path, timesteps: int) -> bool:
     """Whether ``run_dir`` holds a final model of at least ``timesteps`` steps."""
-    state = run_dir / "checkpoints" / "state.json"
-    if not (run_dir / "model.zip").exists() or not state.exists():
-        return False
-    return int(json.loads(state.read_text())["num_timesteps"]) >= timesteps
+    return (run_dir / "model.zip").exists() and steps_of(run_dir) >= timesteps
 
 
 def train_runs(
@@ -113,12 +116,25 @@ def train_runs(
         raise ValueError(f"--parallel must be >= 1, got {parallel}")
     if not seeds:
         raise ValueError("--seeds is empty; pass at least one training seed")
+    repeated = sorted({seed for seed in seeds if list(seeds).count(seed) > 1})
+    if repeated:
+        raise TrainError(f"--seeds lists {repeated} more than once; each seed is one run, so list it once")
+    bad = [seed for seed in seeds if not 0 <= seed <= MAX_TRAIN_SEED]
+    if bad:
+        raise TrainError(f"--seeds {bad}: training seeds must lie in [0, {MAX_TRAIN_SEED}]")
+    if timesteps < 1:
+        raise TrainError(f"--timesteps must be a positive integer, got {timesteps}")
     overrides = dict(overrides or {})
     settings = run_settings(scenario, hp, overrides)
     runs = [runs_dir / f"{settings['scenario']['name']}-seed{seed}" for seed in seeds]
     for run in runs:
         check_reusable(run, settings)
-    pending = [(seed, run) for seed, run in zip(seeds, runs, strict=True) if not finished(run, timesteps)]
+    pending = []
+    for seed, run in zip(seeds, runs, strict=True):
+        if finished(run, timesteps):
+            print(f"reusing {run}: finished with {steps_of(run):,} steps ({timesteps:,} asked)", flush=True)
+        else:
+            pending.append((seed, run))
     active: list[tuple[Path, subprocess.Popen[bytes], Any]] = []
     runs_dir.mkdir(parents=True, exist_ok=True)
     while pending or active:

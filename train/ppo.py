@@ -28,6 +28,7 @@ import inspect
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -45,6 +46,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.env import resolve_scenario
+from gpu_alloc_env.scenarios import SCENARIOS
 from train.actions import transform_from_hyperparams
 from train.vec_env import BatchVecEnv
 
@@ -92,16 +94,60 @@ def load_hyperparams(
         raise TrainError(f"hyperparameter file {source} is not valid YAML: {exc}") from exc
     if not isinstance(table, dict) or not isinstance(table.get("default"), dict):
         raise TrainError(f"hyperparameter file {source} needs a mapping with a 'default' block")
+    unknown = sorted(str(name) for name in table if name != "default" and name not in SCENARIOS)
+    if unknown:
+        raise TrainError(
+            f"hyperparameter file {source}: block(s) {unknown} name no scenario, so they would never "
+            f"be used; name a block 'default' or one of {sorted(SCENARIOS)}"
+        )
+    for name, block in table.items():
+        if block is not None and not isinstance(block, dict):
+            raise TrainError(
+                f"hyperparameter file {source}: block {name!r} must be a mapping of hyperparameters, "
+                f"got {block!r}"
+            )
     resolved = dict(table["default"])
     resolved.update(table.get(scenario) or {})
     resolved.update(overrides or {})
     resolved = {key: _number_if_numeric(value) for key, value in resolved.items()}
     _check_hyperparams(resolved, source)
+    for key, action in (("residual_scale", "residual"), ("max_need_factor", "need_scale")):
+        if key in (overrides or {}) and resolved.get("action") != action:
+            raise TrainError(
+                f"--hp {key} applies to action={action}, but the run's action is "
+                f"{resolved.get('action')!r}; add --hp action={action} or drop {key}"
+            )
     return resolved
+
+
+RESERVED_KEYS = {
+    "seed": "--seed",
+    "verbose": "the command (it is quiet)",
+    "device": "the command (it trains on the CPU)",
+    "tensorboard_log": "the run folder (tb/)",
+    "_init_setup_model": "Stable-Baselines3",
+}
+"""PPO arguments that ``gpu-alloc train`` sets itself, and what sets them."""
+_POSITIVE_INTS = ("n_envs", "eval_freq_steps", "eval_episodes", "n_steps", "batch_size", "n_epochs")
+_POSITIVE = ("learning_rate", "clip_range", "max_grad_norm", "max_need_factor", "residual_scale")
+_NON_NEGATIVE = ("ent_coef", "vf_coef")
+_UNIT = ("gamma", "gae_lambda")
+_OPTIONAL_POSITIVE = ("clip_range_vf", "target_kl")
+_BOOLS = ("normalize_reward", "normalize_advantage", "use_sde")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 def _check_hyperparams(hp: Mapping[str, Any], source: Path | str) -> None:
     accepted = set(inspect.signature(PPO.__init__).parameters) - {"self", "policy", "env"}
+    reserved = sorted(set(hp) & set(RESERVED_KEYS))
+    if reserved:
+        raise TrainError(
+            f"hyperparameter(s) {reserved} (from {source} or --hp) are set by "
+            f"{', '.join(RESERVED_KEYS[key] for key in reserved)}; remove them"
+        )
     unknown = sorted(set(hp) - accepted - set(ENV_KEYS) - set(POLICY_KEYS))
     if unknown:
         raise TrainError(
@@ -109,22 +155,40 @@ def _check_hyperparams(hp: Mapping[str, Any], source: Path | str) -> None:
             f"environment keys {list(ENV_KEYS)}, the policy keys {list(POLICY_KEYS)} and "
             "stable_baselines3.PPO's arguments"
         )
-    for key in ("n_envs", "eval_freq_steps", "eval_episodes", "n_steps", "batch_size"):
+
+    def refuse(key: str, rule: str) -> TrainError:
+        return TrainError(f"hyperparameter {key} must be {rule}, got {hp[key]!r} (from {source} or --hp)")
+
+    for key in _POSITIVE_INTS:
         if key in hp and (not isinstance(hp[key], int) or isinstance(hp[key], bool) or hp[key] < 1):
-            raise TrainError(f"hyperparameter {key} must be a positive integer, got {hp[key]!r}")
+            raise refuse(key, "a positive integer")
+    for key in _POSITIVE:
+        if key in hp and not callable(hp[key]) and not (_is_number(hp[key]) and hp[key] > 0):
+            raise refuse(key, "a positive number, for example 3.0e-4")
+    for key in _NON_NEGATIVE:
+        if key in hp and not (_is_number(hp[key]) and hp[key] >= 0):
+            raise refuse(key, "a number >= 0")
+    for key in _UNIT:
+        if key in hp and not (_is_number(hp[key]) and 0 < hp[key] <= 1):
+            raise refuse(key, "a number in (0, 1], for example 0.99")
+    for key in _OPTIONAL_POSITIVE:
+        if hp.get(key) is not None and not (_is_number(hp[key]) and hp[key] > 0):
+            raise refuse(key, "a positive number or null")
+    for key in _BOOLS:
+        if key in hp and not isinstance(hp[key], bool):
+            raise refuse(key, "true or false")
+    if "log_std_init" in hp and not _is_number(hp["log_std_init"]):
+        raise refuse("log_std_init", "a number, for example -2.0")
+    arch = hp.get("net_arch")
+    if arch is not None and not (
+        isinstance(arch, list) and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in arch)
+    ):
+        raise refuse("net_arch", "a list of positive layer sizes, for example [64, 64]")
+    if hp.get("policy_kwargs") is not None and not isinstance(hp["policy_kwargs"], dict):
+        raise refuse("policy_kwargs", "a mapping of Stable-Baselines3 policy arguments")
     for key in ("train_reward", "train_overrides"):
         if hp.get(key) is not None and not isinstance(hp[key], dict):
-            raise TrainError(f"hyperparameter {key} must be a mapping of fields, got {hp[key]!r}")
-    for key in ("learning_rate", "gamma", "gae_lambda", "clip_range", "ent_coef", "vf_coef", "max_grad_norm"):
-        value = hp.get(key)
-        if (
-            value is not None
-            and not callable(value)
-            and (not isinstance(value, (int, float)) or isinstance(value, bool))
-        ):
-            raise TrainError(
-                f"hyperparameter {key} must be a number, got {value!r}; write for example 3.0e-4"
-            )
+            raise refuse(key, "a mapping of fields")
 
 
 @dataclass(frozen=True)
@@ -224,6 +288,11 @@ class CheckpointCallback(BaseCallback):
             env.save(str(self.folder / "vecnormalize.partial.pkl"))
             os.replace(self.folder / "vecnormalize.partial.pkl", self.folder / "vecnormalize.pkl")
         os.replace(partial, self.folder / "last.zip")
+        for name in CHECKPOINT_COPIES:
+            current = self.folder.parent / name
+            if current.exists():
+                shutil.copyfile(current, self.folder / f"{name}.partial")
+                os.replace(self.folder / f"{name}.partial", self.folder / name)
         state = {"num_timesteps": int(self.model.num_timesteps), "saved_unix_s": time.time()}
         (self.folder / "state.json").write_text(json.dumps(state) + "\n")
         self._last = time.monotonic()
@@ -258,7 +327,8 @@ def build_env(
 def ppo_kwargs(hp: Mapping[str, Any]) -> dict[str, Any]:
     """The arguments of ``stable_baselines3.PPO`` among the hyperparameters."""
     kwargs = {k: v for k, v in hp.items() if k not in ENV_KEYS and k not in POLICY_KEYS}
-    policy = {k: hp[k] for k in POLICY_KEYS if k in hp}
+    # policy_kwargs, when given, adds to (and overrides) the policy keys.
+    policy = {**{k: hp[k] for k in POLICY_KEYS if k in hp}, **(hp.get("policy_kwargs") or {})}
     if policy:
         kwargs["policy_kwargs"] = policy
     return kwargs
@@ -275,6 +345,66 @@ def _command_line() -> str:
 def _segment(run_dir: Path) -> int:
     folder = run_dir / "monitor"
     return len(list(folder.glob("*.monitor.csv"))) if folder.exists() else 0
+
+
+RUN_ENTRIES = frozenset(
+    {
+        "config.json",
+        "args.json",
+        "command.txt",
+        "git_revision.txt",
+        "model.zip",
+        "best_model.zip",
+        "vecnormalize.pkl",
+        "evaluations.npz",
+        CHECKPOINT_DIR,
+        "tb",
+        "monitor",
+    }
+)
+"""The files and folders ``gpu-alloc train`` writes in a run folder."""
+CHECKPOINT_COPIES = ("best_model.zip", "evaluations.npz")
+"""Run files saved with each checkpoint, so that a resumed run rewinds them to the checkpoint."""
+
+
+def recorded_settings(run_dir: Path) -> tuple[ScenarioConfig, dict[str, Any]]:
+    """The scenario and hyperparameters a run folder's ``config.json`` records."""
+    path = run_dir / "config.json"
+    try:
+        recorded = json.loads(path.read_text())
+        return ScenarioConfig.from_dict(recorded["scenario"]), dict(recorded["hyperparams"])
+    except FileNotFoundError:
+        raise TrainError(f"{path} does not exist; is {run_dir} a run folder of gpu-alloc train?") from None
+    except json.JSONDecodeError as exc:
+        raise TrainError(f"{path} is not valid JSON ({exc}); the run folder is damaged") from None
+    except (KeyError, TypeError) as exc:
+        raise TrainError(
+            f"{path} lacks {exc}; it was not written by this version of gpu-alloc train"
+        ) from None
+
+
+def never_checkpointed(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds only the files of a run that stopped before its first checkpoint."""
+    entries = {entry.name for entry in run_dir.iterdir()}
+    return (
+        entries <= RUN_ENTRIES
+        and not (run_dir / CHECKPOINT_DIR / "last.zip").exists()
+        and not (run_dir / "model.zip").exists()
+    )
+
+
+def _rewind_to_checkpoint(run_dir: Path) -> None:
+    """Put back the learning curve and best model saved with the checkpoint.
+
+    A run killed after its last checkpoint may have validated (and saved a best model) in the
+    stretch that the resumed run trains again; those files would mix two histories.
+    """
+    for name in CHECKPOINT_COPIES:
+        saved = run_dir / CHECKPOINT_DIR / name
+        if saved.exists():
+            shutil.copyfile(saved, run_dir / name)
+        else:
+            (run_dir / name).unlink(missing_ok=True)
 
 
 def train(
@@ -297,16 +427,28 @@ def train(
         checkpoint = run_dir / CHECKPOINT_DIR / "last.zip"
         if not checkpoint.exists():
             raise TrainError(f"--resume: {checkpoint} does not exist; start the run again without --resume")
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise TrainError(
-            f"run folder {run_dir} already exists and is not empty; pass --resume to continue it "
-            "or choose another --run-dir"
+        done = int(json.loads((run_dir / CHECKPOINT_DIR / "state.json").read_text())["num_timesteps"])
+        if args.timesteps < done:
+            raise TrainError(
+                f"--resume --timesteps {args.timesteps}: the run's checkpoint already has {done} steps; "
+                f"pass a total of at least {done}"
+            )
+        # The run keeps the scenario and hyperparameters it started with, whatever the files say now.
+        config, hp = recorded_settings(run_dir)
+        _rewind_to_checkpoint(run_dir)
+    else:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            if not never_checkpointed(run_dir):
+                raise TrainError(
+                    f"run folder {run_dir} already exists and is not empty; pass --resume to continue "
+                    "it or choose another --run-dir"
+                )
+            shutil.rmtree(run_dir)  # only the files of a run that stopped before its first checkpoint
+        config = resolve_scenario(args.scenario, args.scenario_overrides or {})
+        hp = load_hyperparams(
+            args.scenario, Path(args.hyperparams_file) if args.hyperparams_file else None, args.hp_overrides
         )
     torch.set_num_threads(args.threads)
-    config = resolve_scenario(args.scenario, args.scenario_overrides or {})
-    hp = load_hyperparams(
-        args.scenario, Path(args.hyperparams_file) if args.hyperparams_file else None, args.hp_overrides
-    )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "monitor").mkdir(exist_ok=True)
     monitor_file = run_dir / "monitor" / f"train-{_segment(run_dir)}"
@@ -407,8 +549,15 @@ def resume_args(run_dir: Path, timesteps: int | None) -> TrainArgs:
     saved = run_dir / "args.json"
     if not saved.exists():
         raise TrainError(f"--resume: {saved} does not exist; is {run_dir} a run folder?")
-    data = json.loads(saved.read_text())
-    data["run_dir"] = str(run_dir)
-    if timesteps is not None:
-        data["timesteps"] = timesteps
-    return TrainArgs(**data)
+    try:
+        data = json.loads(saved.read_text())
+        data["run_dir"] = str(run_dir)
+        if timesteps is not None:
+            data["timesteps"] = timesteps
+        return TrainArgs(**data)
+    except json.JSONDecodeError as exc:
+        raise TrainError(f"--resume: {saved} is not valid JSON ({exc}); the run folder is damaged") from None
+    except TypeError as exc:
+        raise TrainError(
+            f"--resume: {saved} does not hold the arguments of this version of gpu-alloc train ({exc})"
+        ) from None
