@@ -446,6 +446,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         model=args.model,
         plots=not args.no_plots,
         first_seed=args.first_seed,
+        command=args.command_line,
     )
     print(text)
     print(f"wrote {args.out / 'episodes.csv'} and {args.out / 'summary.md'}")

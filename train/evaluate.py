@@ -10,6 +10,9 @@ same seeds, with the verdicts of the win criteria.
 from __future__ import annotations
 
 import math
+import os
+import shlex
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +31,15 @@ from gpu_alloc_env.evaluation import (
     write_rows_csv,
 )
 from gpu_alloc_env.stats import bootstrap_ci95, iqm
-from train.learned import LearnedPolicy, training_record
+from train.learned import (
+    AGENT_POLICY_FIELDS,
+    MODEL_FILES,
+    POLICY_FIELDS,
+    LearnedPolicy,
+    config_differences,
+    show_value,
+    training_record,
+)
 from train.ppo import EVALUATION_SEED_BASE, VALIDATION_SEED_BASE
 
 EVALUATE_COLUMNS: tuple[str, ...] = (*CSV_COLUMNS, "run", "train_seed")
@@ -88,14 +99,57 @@ class Scored:
         return row
 
 
+def run_labels(run_dirs: Sequence[Path]) -> list[str]:
+    """Names of distinct run folders in tables: the folder's name, or more of its path when needed.
+
+    Each run gets the fewest trailing parts of its absolute path that no other run shares, so
+    ``x/paper-seed0``, ``y/paper-seed0`` and ``x/paper-seed1`` are labelled ``x/paper-seed0``,
+    ``y/paper-seed0`` and ``paper-seed1``.
+    """
+    parts = [Path(os.path.abspath(run_dir)).parts for run_dir in run_dirs]
+    labels = []
+    for i, mine in enumerate(parts):
+        others = [theirs for j, theirs in enumerate(parts) if j != i]
+        k = next(
+            (k for k in range(1, len(mine)) if all(theirs[-k:] != mine[-k:] for theirs in others)),
+            len(mine),
+        )
+        labels.append(str(Path(*mine[-k:])))
+    return labels
+
+
 def load_runs(run_dirs: Sequence[Path], model: str) -> list[LearnedPolicy]:
-    """The runs' policies; every folder must exist and hold a run."""
-    policies = []
+    """The runs' policies, labelled by :func:`run_labels`.
+
+    Every folder must exist and hold a run, and none may be given twice (as the same resolved path).
+    """
+    seen: dict[Path, Path] = {}
     for run_dir in run_dirs:
         if not Path(run_dir).is_dir():
             raise ValueError(f"run folder {run_dir} does not exist; pass folders written by gpu-alloc train")
-        policies.append(LearnedPolicy(Path(run_dir), model))
-    return policies
+        resolved = Path(run_dir).resolve()
+        if resolved in seen:
+            same = "" if str(seen[resolved]) == str(run_dir) else f" (as {seen[resolved]} and {run_dir})"
+            raise ValueError(
+                f"run folder {run_dir} is given twice{same}; pass each run once, or its episodes would "
+                "count twice"
+            )
+        seen[resolved] = Path(run_dir)
+    labels = run_labels(run_dirs)
+    return [LearnedPolicy(Path(d), model, label) for d, label in zip(run_dirs, labels, strict=True)]
+
+
+def _policy_field(path: str) -> bool:
+    """Whether the dotted ``path`` of a scenario field is one a trained policy depends on."""
+    if path == "agents" or path in POLICY_FIELDS:
+        return True
+    return path.startswith("agents.") and path.rsplit(".", 1)[-1] in AGENT_POLICY_FIELDS
+
+
+def _listed(differences: Sequence[tuple[str, Any, Any]], limit: int = 8) -> str:
+    """``path (a vs b), ...`` of at most ``limit`` differences."""
+    shown = ", ".join(f"{path} ({show_value(a)} vs {show_value(b)})" for path, a, b in differences[:limit])
+    return shown + (f" and {len(differences) - limit} more" if len(differences) > limit else "")
 
 
 def resolve_config(
@@ -105,18 +159,42 @@ def resolve_config(
     if scenario is not None:
         config = resolve_scenario(scenario, overrides)
     elif runs:
-        names = sorted({run.config.name for run in runs})
-        if len(names) > 1 or any(run.config != runs[0].config for run in runs):
-            raise ValueError(
-                f"the runs were trained on different scenarios {names}; pass --scenario to choose "
-                "the one to evaluate on"
+        first = runs[0]
+        clashes = [(run, config_differences(first.config, run.config)) for run in runs[1:]]
+        clashes = [(run, differences) for run, differences in clashes if differences]
+        if clashes:
+            described = "; ".join(
+                f"{run.label} differs from {first.label} in {_listed(differences)}"
+                for run, differences in clashes
             )
-        config = runs[0].config.replace(**overrides) if overrides else runs[0].config
+            policy = sorted({p for _, differences in clashes for p, _, _ in differences if _policy_field(p)})
+            advice = (
+                f"evaluate them separately: each run acts only with its own {', '.join(policy)}"
+                if policy
+                else "pass --scenario (and --set) to choose the one to evaluate all of them on, or "
+                "evaluate them separately"
+            )
+            raise ValueError(f"the runs were trained on different scenarios: {described}; {advice}")
+        config = first.config.replace(**overrides) if overrides else first.config
     else:
         config = resolve_scenario("paper", overrides)
     for run in runs:
         run.check_compatible(config)
     return config
+
+
+def held_out_default(runs: Sequence[LearnedPolicy]) -> dict[str, Any]:
+    """Overrides that evaluate runs trained on a trace's training part on its held-out part.
+
+    Empty unless every run replays the training part of a trace; then the scenario is renamed
+    ``<name>-held-out`` as ``gpu-alloc experiment`` does.
+    """
+    from train.experiment import HELD_OUT
+
+    traces = [run.config.workload.trace for run in runs]
+    if not runs or any(trace is None or trace.split != "train" for trace in traces):
+        return {}
+    return {"name": f"{runs[0].config.name}-held-out", **HELD_OUT}
 
 
 def baseline_names(requested: Sequence[str]) -> list[str]:
@@ -139,7 +217,7 @@ def score(
             scored.append(Scored(result, "", None))
     for run in runs:
         for result in evaluate_policies({LEARNED: run}, config, seeds, record=True):
-            scored.append(Scored(result, run.run_dir.name, run.train_seed))
+            scored.append(Scored(result, run.label, run.train_seed))
     return scored
 
 
@@ -210,23 +288,59 @@ def training_table(runs: Sequence[LearnedPolicy]) -> list[str]:
         "## Training runs",
         "",
         "Steps from each run's last checkpoint; wall-clock minutes from its monitor logs (all "
-        "training segments of the run); the evaluated model is the one with the best validation "
-        "return (`best_model.zip`) unless `--model final`.",
+        "training segments of the run); best validation from its `evaluations.npz`.",
         "",
         "| run | train_seed | timesteps | wall_clock_min | best_validation_step | best_validation_return |",
         "|---|---|---|---|---|---|",
     ]
-    for run in sorted(runs, key=lambda r: r.run_dir.name):
+    for run in sorted(runs, key=lambda r: r.label):
         rec = training_record(run.run_dir)
 
         def fmt(value: float, spec: str) -> str:
             return "n/a" if math.isnan(value) else format(value, spec)
 
         lines.append(
-            f"| {run.run_dir.name} | {run.train_seed} | {fmt(rec['timesteps'], '.0f')} | "
+            f"| {run.label} | {run.train_seed} | {fmt(rec['timesteps'], '.0f')} | "
             f"{fmt(rec['wall_s'] / 60.0, '.1f')} | {fmt(rec['best_step'], '.0f')} | "
             f"{fmt(rec['best_validation_return'], '.1f')} |"
         )
+    return lines
+
+
+MODEL_NOTES = {
+    "best": "the model with the best validation return (`best_model.zip`, `--model best`)",
+    "final": "the final model (`model.zip`, `--model final`)",
+}
+
+
+def scenario_lines(
+    config: ScenarioConfig, runs: Sequence[LearnedPolicy], preset: ScenarioConfig | None
+) -> list[str]:
+    """Lines saying how ``config`` differs from the runs' training scenarios (or from ``preset``)."""
+
+    def listed(differences: Sequence[tuple[str, Any, Any]], before: str) -> str:
+        return ", ".join(
+            f"`{path}` = {show_value(new)} ({before}: {show_value(old)})" for path, old, new in differences
+        )
+
+    lines = []
+    by_config: dict[ScenarioConfig, list[str]] = {}
+    for run in runs:
+        by_config.setdefault(run.config, []).append(run.label)
+    for trained, labels in by_config.items():
+        differences = [d for d in config_differences(trained, config) if d[0] != "name"]
+        who = f"run{'s' if len(labels) > 1 else ''} {', '.join(labels)}"
+        if differences:
+            lines.append(
+                f"Differences from the training scenario `{trained.name}` of {who}: "
+                f"{listed(differences, 'trained')}."
+            )
+        else:
+            lines.append(f"The training scenario of {who} (`{trained.name}`), unchanged.")
+    if not runs and preset is not None:
+        differences = [d for d in config_differences(preset, config) if d[0] != "name"]
+        if differences:
+            lines.append(f"Differences from the preset `{preset.name}`: {listed(differences, 'preset')}.")
     return lines
 
 
@@ -243,13 +357,32 @@ def summary_markdown(
     config: ScenarioConfig,
     seeds: Sequence[int],
     learned_runs: Sequence[LearnedPolicy] = (),
+    command: str | None = None,
+    preset: ScenarioConfig | None = None,
 ) -> str:
-    """The tables of ``summary.md``."""
+    """The text of ``summary.md``.
+
+    Args:
+        scored: every episode of every policy.
+        config: the scenario evaluated on.
+        seeds: the episodes' seeds.
+        learned_runs: the runs evaluated.
+        command: the command line, recorded at the top.
+        preset: without runs, the named scenario ``config`` was made from (its differences are listed).
+    """
     policies = list(dict.fromkeys(i.result.policy for i in scored))
     runs = sorted({i.run for i in scored if i.run})
+    models = sorted({run.model_choice for run in learned_runs})
+    notes = scenario_lines(config, learned_runs, preset)
+    if models:
+        notes.append(f"Model of each run: {' and '.join(MODEL_NOTES[m] for m in models)}.")
+    header = [f"Command: `{command}`", ""] if command else []
+    if notes:
+        header += [" ".join(notes), ""]
     lines = [
         f"# Evaluation on scenario `{config.name}`",
         "",
+        *header,
         f"{len(seeds)} held-out episodes per policy and run (seeds {seeds[0]}..{seeds[-1]}, the same "
         f"workload for every policy), {config.episode_length_s:g} s each. Learned runs: "
         f"{', '.join(runs) if runs else 'none'}.{trace_note(config)}",
@@ -299,12 +432,17 @@ def run_evaluate(
     model: str = "best",
     plots: bool = True,
     first_seed: int = EVALUATION_SEED_BASE,
+    command: str | None = None,
 ) -> str:
     """Evaluate, write ``episodes.csv``, ``summary.md`` and the plots to ``out_dir``; returns the summary.
 
     ``first_seed`` defaults to the held-out evaluation seeds. Comparing hyperparameters on them
     would tune on the test set: pass seeds of your own from :data:`TUNING_SEED_BASE` instead
     (``--first-seed 950000``), which no training, validation or evaluation episode uses.
+
+    Without ``scenario`` and ``scenario_overrides``, runs that all replay the training part of a
+    trace are evaluated on its held-out part (:func:`held_out_default`). ``command`` is recorded in
+    ``summary.md`` (default: this process's command line).
     """
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
@@ -315,15 +453,31 @@ def run_evaluate(
             "(the default) for held-out evaluation"
         )
     names = baseline_names(baselines)
+    if model not in MODEL_FILES:
+        raise ValueError(f"--model must be one of {sorted(MODEL_FILES)}, got {model!r}")
     runs = load_runs(run_dirs, model)
     if not runs and not names:
         raise ValueError("nothing to evaluate: pass --runs, --baselines, or both")
-    config = resolve_config(runs, scenario, scenario_overrides or {})
+    overrides = dict(scenario_overrides or {})
+    if scenario is None and not overrides:
+        overrides = held_out_default(runs)
+        if overrides:
+            trace = runs[0].config.workload.trace
+            source = trace.source if trace is not None else "?"
+            print(
+                f"the runs were trained on the training part of trace {source!r}: evaluating on its "
+                f"held-out part (scenario {overrides['name']}); pass --trace-split train to evaluate on "
+                "the training part",
+                flush=True,
+            )
+    config = resolve_config(runs, scenario, overrides)
     seeds = [first_seed + k for k in range(episodes)]
     scored = score(runs, names, config, seeds)
     out_dir = Path(out_dir)
     write_csv(scored, out_dir / "episodes.csv")
-    text = summary_markdown(scored, config, seeds, runs)
+    preset = resolve_scenario(scenario or "paper", {}) if not runs else None
+    command = command or shlex.join(["gpu-alloc", *sys.argv[1:]])
+    text = summary_markdown(scored, config, seeds, runs, command=command, preset=preset)
     (out_dir / "summary.md").write_text(text)
     if plots:
         from train.plots import write_plots

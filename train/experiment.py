@@ -25,6 +25,7 @@ from typing import Any
 from gpu_alloc_env.core.simulator import replay_part
 from gpu_alloc_env.env import resolve_scenario
 from train.evaluate import run_evaluate
+from train.learned import json_differences
 from train.ppo import MAX_TRAIN_SEED, TrainError, load_hyperparams, never_checkpointed, parse_hp_overrides
 
 HELD_OUT: dict[str, Any] = {"workload": {"trace": {"split": "held_out"}}}
@@ -60,24 +61,13 @@ def run_settings(scenario: str, hp: Sequence[str], overrides: Mapping[str, Any])
     return loaded
 
 
-def _differences(stored: Any, wanted: Any, prefix: str) -> list[str]:
-    """Dotted paths at which two JSON values differ."""
-    if isinstance(stored, dict) and isinstance(wanted, dict):
-        return [
-            path
-            for key in sorted(set(stored) | set(wanted))
-            for path in _differences(stored.get(key), wanted.get(key), f"{prefix}.{key}")
-        ]
-    return [] if stored == wanted else [prefix]
-
-
 def check_reusable(run_dir: Path, settings: Mapping[str, Any]) -> None:
     """Refuse a run folder whose recorded settings differ from ``settings`` (see :func:`run_settings`)."""
     recorded = run_dir / "config.json"
     if not recorded.exists() or never_checkpointed(run_dir):
         return  # nothing trained yet: gpu-alloc train starts the folder afresh
     stored = json.loads(recorded.read_text())
-    differ = [d for key in settings for d in _differences(stored.get(key), settings[key], key)]
+    differ = [path for key in settings for path, *_ in json_differences(stored.get(key), settings[key], key)]
     if differ:
         shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
         raise ValueError(

@@ -11,20 +11,137 @@ import numpy as np
 from numpy.typing import NDArray
 from stable_baselines3 import PPO
 
-from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.config import ConfigError, ScenarioConfig
 from gpu_alloc_env.observation import ObservationLayout
 from train.actions import ActionTransform, transform_from_hyperparams
 
 MODEL_FILES = {"best": "best_model.zip", "final": "model.zip"}
 
 
+RUN_CONFIG_KEYS = ("scenario", "hyperparams")
+"""Keys every ``config.json`` written by ``gpu-alloc train`` holds."""
+
+POLICY_FIELDS: tuple[str, ...] = ("capacity_gpus", "gpu_granularity", "decision_interval_s", "rate_window_s")
+"""Scenario fields a trained policy depends on, whatever the workload.
+
+``capacity_gpus`` scales the observation's GPU fractions, and it and ``gpu_granularity`` bound and
+round the allocations of the heuristic inside the ``residual`` and ``need_scale`` transforms;
+``decision_interval_s`` is how often the policy acts, and with ``rate_window_s`` it sets how the
+arrival-rate features of the observation are smoothed. ``episode_length_s`` is left out on purpose:
+the observation gives the elapsed time as a fraction of the episode, and no transform reads it.
+"""
+AGENT_POLICY_FIELDS: tuple[str, ...] = ("role", "min_gpus", "max_gpus", "priority", "request_slo_s")
+"""Fields of every agent a trained policy depends on: the observation's scales (``max_gpus`` of the
+work features, ``min_gpus``/``max_gpus``/``priority`` features, ``request_slo_s`` of the SLO
+pressure), the ``absolute`` and ``residual`` ranges (``max_gpus``) and the heuristic inside the
+``residual`` and ``need_scale`` transforms (``min_gpus``, ``max_gpus``, ``priority``); ``role``
+marks the coordinator. Token distributions, serving speeds and cold starts are the workload's and
+the platform's, and may differ."""
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON value of ``path``; a ``ValueError`` naming the file and the position when it is invalid."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); the run "
+            "folder is damaged: restore the file or train the run again"
+        ) from None
+
+
 def load_run_config(run_dir: Path) -> dict[str, Any]:
-    """The ``config.json`` of a run folder."""
+    """The ``config.json`` of a run folder, checked to hold a valid scenario and hyperparameters.
+
+    Raises:
+        ValueError: naming the file, when it is missing, is not valid JSON, lacks ``scenario`` or
+            ``hyperparams`` (a folder of another version of ``gpu-alloc train``) or holds an invalid
+            scenario.
+    """
     path = Path(run_dir) / "config.json"
     if not path.exists():
         raise ValueError(f"{run_dir} is not a run folder of gpu-alloc train: {path} does not exist")
-    data: dict[str, Any] = json.loads(path.read_text())
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{path} holds {type(data).__name__} {str(data)[:40]!r}, not the mapping gpu-alloc train "
+            "writes; the run folder is damaged: restore the file or train the run again"
+        )
+    missing = [key for key in RUN_CONFIG_KEYS if key not in data]
+    if missing:
+        keys = " and ".join(repr(key) for key in missing)
+        raise ValueError(
+            f"{path} lacks the key {keys}: {run_dir} is not a run folder of this version of gpu-alloc "
+            "train (older runs recorded less); train the run again with gpu-alloc train"
+        )
+    if not isinstance(data["hyperparams"], dict):
+        raise ValueError(
+            f"{path}: 'hyperparams' must be a mapping of hyperparameters, got {data['hyperparams']!r}; "
+            "restore the file or train the run again"
+        )
+    try:
+        ScenarioConfig.from_dict(data["scenario"])
+    except ConfigError as exc:
+        raise ValueError(
+            f"{path}: the recorded scenario is invalid for this version of gpu-alloc ({exc}); train the "
+            "run again with gpu-alloc train"
+        ) from None
     return data
+
+
+def missing_model_message(run_dir: Path, model: str) -> str:
+    """Why ``model`` (``best`` or ``final``) of ``run_dir`` is missing, and what to do instead."""
+    run_dir = Path(run_dir)
+    path = run_dir / MODEL_FILES[model]
+    resume = f"resume it with `gpu-alloc train --run-dir {run_dir} --resume`"
+    if model == "final":
+        other = (
+            ", or evaluate its best model so far with --model best"
+            if (run_dir / MODEL_FILES["best"]).exists()
+            else ""
+        )
+        return f"{path} does not exist: run {run_dir} has not finished training; {resume}{other}"
+    if (run_dir / MODEL_FILES["final"]).exists():
+        return (
+            f"{path} does not exist: run {run_dir} saved no best model (no validation ran, or the "
+            "file was removed); evaluate its final model with --model final"
+        )
+    return (
+        f"{path} does not exist: run {run_dir} has not reached its first validation and saved no "
+        f"model yet; {resume}"
+    )
+
+
+def config_differences(old: ScenarioConfig, new: ScenarioConfig) -> list[tuple[str, Any, Any]]:
+    """``(dotted path, old value, new value)`` of every field in which two scenarios differ.
+
+    Agents are named by their names (``agents.code.max_gpus``) when both scenarios have the same
+    agents in the same order; otherwise the difference is ``agents`` as a whole.
+    """
+    mine, theirs = old.to_dict(), new.to_dict()
+    found: list[tuple[str, Any, Any]] = []
+    if [a.name for a in old.agents] == [a.name for a in new.agents]:
+        for agent, a, b in zip(old.agents, mine.pop("agents"), theirs.pop("agents"), strict=True):
+            found += json_differences(a, b, f"agents.{agent.name}")
+    found += json_differences(mine, theirs, "")
+    return sorted(found, key=lambda item: (item[0] != "name", item[0].startswith("agents."), item[0]))
+
+
+def json_differences(old: Any, new: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+    """``(dotted path, old value, new value)`` wherever two JSON values differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            found
+            for key in sorted(set(old) | set(new))
+            for found in json_differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)
+        ]
+    return [] if old == new else [(prefix, old, new)]
+
+
+def show_value(value: Any, limit: int = 48) -> str:
+    """``value`` as compact JSON, cut to about ``limit`` characters."""
+    text = json.dumps(value, separators=(", ", ": "), default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def training_record(run_dir: Path) -> dict[str, float]:
@@ -44,7 +161,7 @@ def training_record(run_dir: Path) -> dict[str, float]:
     }
     state = run_dir / "checkpoints" / "state.json"
     if state.exists():
-        record["timesteps"] = float(json.loads(state.read_text())["num_timesteps"])
+        record["timesteps"] = float(_read_json(state)["num_timesteps"])
     segments = sorted((run_dir / "monitor").glob("*.monitor.csv"))
     if segments:
         wall = 0.0
@@ -69,26 +186,35 @@ class LearnedPolicy:
     Args:
         run_dir: a folder written by ``gpu-alloc train``.
         model: ``"best"`` (best validation return) or ``"final"``.
+        label: the run's name in tables and plots (default: the folder's name).
     """
 
-    def __init__(self, run_dir: Path, model: str = "best") -> None:
+    def __init__(self, run_dir: Path, model: str = "best", label: str | None = None) -> None:
         if model not in MODEL_FILES:
             raise ValueError(f"model must be one of {sorted(MODEL_FILES)}, got {model!r}")
         self.run_dir = Path(run_dir)
+        self.label = label or self.run_dir.name
+        self.model_choice = model
         data = load_run_config(self.run_dir)
         self.config = ScenarioConfig.from_dict(data["scenario"])
         hp = data["hyperparams"]
         self.transform: ActionTransform = transform_from_hyperparams(self.config, hp)
         args_file = self.run_dir / "args.json"
-        self.train_seed = int(json.loads(args_file.read_text())["seed"]) if args_file.exists() else -1
+        self.train_seed = int(_read_json(args_file)["seed"]) if args_file.exists() else -1
         path = self.run_dir / MODEL_FILES[model]
         if not path.exists():
-            raise ValueError(f"{path} does not exist; has the run finished? Try --model final")
+            raise ValueError(missing_model_message(self.run_dir, model))
         self.model = PPO.load(path, device="cpu")
         self.layout = ObservationLayout(self.config)
 
     def check_compatible(self, config: ScenarioConfig) -> None:
-        """Raise ``ValueError`` unless this policy can act in ``config`` (same agents, same observation)."""
+        """Raise ``ValueError`` unless this policy can act in ``config``.
+
+        It can when ``config`` has the same agents (so the same observation) and the same
+        :data:`POLICY_FIELDS` and :data:`AGENT_POLICY_FIELDS` as the run's training scenario: the
+        policy decodes observations and turns its actions into GPUs with those values. The workload
+        (pattern, rate, trace and its part, token distributions) and the episode length may differ.
+        """
         mine = [a.name for a in self.config.agents]
         theirs = [a.name for a in config.agents]
         size = ObservationLayout(config).size
@@ -98,6 +224,21 @@ class LearnedPolicy:
                 f"(observation of {self.layout.size}) and cannot act in scenario {config.name!r} with "
                 f"agents {theirs} (observation of {size}); evaluate it on a scenario with the same "
                 "agents, or train a run on this one"
+            )
+        differ = [(f, getattr(self.config, f), getattr(config, f)) for f in POLICY_FIELDS]
+        for trained, agent in zip(self.config.agents, config.agents, strict=True):
+            differ += [
+                (f"agents.{agent.name}.{f}", getattr(trained, f), getattr(agent, f))
+                for f in AGENT_POLICY_FIELDS
+            ]
+        differ = [item for item in differ if item[1] != item[2]]
+        if differ:
+            shown = ", ".join(f"{path} (trained with {old!r}, here {new!r})" for path, old, new in differ)
+            raise ValueError(
+                f"run {self.run_dir} cannot act in scenario {config.name!r}: its observation decoding and "
+                f"action transform use the values of its training scenario {self.config.name!r}, and "
+                f"{shown} {'differs' if len(differ) == 1 else 'differ'}; evaluate it with the run's values "
+                "(drop the --set or scenario that changes them), or train a run on this scenario"
             )
 
     def predict(

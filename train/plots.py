@@ -93,7 +93,7 @@ def write_plots(
             log = run.run_dir / "evaluations.npz"
             if log.exists():
                 with np.load(log) as data:
-                    ax.plot(data["timesteps"], data["results"].mean(axis=1), label=run.run_dir.name)
+                    ax.plot(data["timesteps"], data["results"].mean(axis=1), label=run.label)
         reference = heuristic_validation_return(runs[0])
         ax.axhline(reference, color="black", linestyle="--", linewidth=1, label="adaptive heuristic")
         ax.set_xlabel("training steps")
