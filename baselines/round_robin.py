@@ -34,11 +34,11 @@ class RoundRobinPolicy(FixedPolicy):
         self.quantum_s = float(quantum_s)
 
     def allocate(self, obs: DecodedObservation) -> NDArray[np.float64]:
-        """The whole pool, up to its ``max_gpus``, to the agent whose turn it is."""
+        """The whole pool to the agent whose turn it is (the environment caps it at ``max_gpus``)."""
         batch, n = obs.alloc_gpus.shape
         # Half an interval of slack absorbs float32 rounding of the episode progress.
         half_step_s = 0.5 * self.config.decision_interval_s
         turn = np.floor((obs.time_s + half_step_s) / self.quantum_s).astype(np.int64) % n
         action = np.zeros((batch, n))
-        action[np.arange(batch), turn] = np.minimum(self.capacity_gpus, self.max_gpus[turn])
+        action[np.arange(batch), turn] = self.capacity_gpus
         return action

@@ -376,3 +376,26 @@ def test_gym_make_trace_environment(env_id: str, preset: str) -> None:
             assert np.isfinite(float(reward)) and not terminated
     finally:
         env.close()
+
+
+def test_requests_without_tokens_complete(tmp_path: Path) -> None:
+    # Every fifth request has no input and no output tokens; each still needs a warm server and
+    # its latency floor, and must complete rather than stay queued forever.
+    path = tmp_path / "empty-requests.csv"
+    rows = [f"{t * 0.5:.1f},{0 if t % 5 == 0 else 500},{0 if t % 5 == 0 else 20}" for t in range(400)]
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    config = trace_config(path, tokens_agent="code")
+    sim = BatchSimulator(config, 1)
+    sim.reset_env(0, np.random.default_rng(0))
+    allocation = np.array([[2.0, 4.0, 4.0, 2.0]])
+    while not sim.done[0]:
+        sim.step(allocation)
+    code = [a.name for a in config.agents].index("code")
+    live = sim.queues.live(slice(code, code + 1))
+    work_done = sim.queues.work_done_s[:, code : code + 1, : live.shape[2]]
+    assert not np.any(
+        live & np.isinf(work_done) & (sim.queues.work_gpu_s[:, code : code + 1, : live.shape[2]] == 0)
+    )
+    count = int(sim.tasks.count[0])
+    early = sim.tasks.arrival_s[0, :count] < 0.5 * config.episode_length_s
+    assert early.sum() > 50 and np.all(np.isfinite(sim.tasks.complete_s[0, :count][early]))

@@ -45,6 +45,9 @@ def test_compare_command_reproduces_committed_summary(tmp_path: Path) -> None:
     assert _block(text, "| policy") == _block(committed, "| policy")
     assert _block(text, "| claim") == _block(committed, "| claim")
     assert "| claim" in text and "does not hold" not in _block(text, "| claim")
+    # Every per-episode figure too, not only those the summary shows.
+    committed_rows = (ROOT / "results" / "paper" / "episodes.csv").read_text()
+    assert (tmp_path / "episodes.csv").read_text() == committed_rows
 
 
 @pytest.mark.parametrize(

@@ -163,7 +163,8 @@ class RequestQueues:
         if first_index is not None:
             live &= np.arange(w) >= first_index[:, :, None]
         work = self.work_gpu_s[:, agents, :w]
-        pending = live & (work > 0.0)
+        # Unfinished requests; one with no work (no tokens) still needs a warm server to start its floor.
+        pending = live & np.isinf(self.work_done_s[:, agents, :w])
         if not pending.any():
             return np.zeros(capacity_gpus.shape), server_free_s
         serving = capacity_gpus > 0.0
