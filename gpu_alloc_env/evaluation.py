@@ -16,7 +16,7 @@ from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.metrics import EPISODE_METRICS, task_latencies
 from gpu_alloc_env.env import GpuAllocEnv
 from gpu_alloc_env.policy import Policy
-from gpu_alloc_env.stats import mean_ci95
+from gpu_alloc_env.stats import mean_ci95, undefined_note
 
 CSV_COLUMNS: tuple[str, ...] = ("policy", "seed", "episode_return", "episode_steps", *EPISODE_METRICS)
 """Columns of ``episodes.csv``, in order."""
@@ -140,7 +140,8 @@ def summary_table(results: Sequence[EpisodeResult], metrics: Sequence[str] = SUM
     lines = [header, "|" + "---|" * (len(metrics) + 2)]
     for policy in policies:
         mine = [r for r in results if r.policy == policy]
-        cells = [_format(*mean_ci95([r.value(m) for r in mine])) for m in metrics]
+        columns = [[r.value(m) for r in mine] for m in metrics]
+        cells = [_format(*mean_ci95(values)) + undefined_note(values) for values in columns]
         lines.append(f"| {policy} | {len(mine)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

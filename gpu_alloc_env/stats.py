@@ -79,6 +79,17 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def undefined_note(values: Sequence[float] | NDArray[np.float64]) -> str:
+    """``""`` when every value is finite, else `` (k of n defined)``, for a table cell.
+
+    The statistics here ignore NaNs (an episode without a completed task has no latency), so a
+    cell must say when they rest on fewer episodes than its row.
+    """
+    array = np.asarray(values, dtype=np.float64).ravel()
+    defined = int(np.isfinite(array).sum())
+    return "" if defined == array.size else f" ({defined} of {array.size} defined)"
+
+
 def iqm(values: Sequence[float] | NDArray[np.float64]) -> float:
     """Interquartile mean: the mean of the values left after trimming a quarter from each end.
 

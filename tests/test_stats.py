@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from gpu_alloc_env.stats import bootstrap_ci95, iqm, mean_ci95, t_critical_975
+from gpu_alloc_env.evaluation import EpisodeResult, summary_table
+from gpu_alloc_env.stats import bootstrap_ci95, iqm, mean_ci95, t_critical_975, undefined_note
 
 
 @pytest.mark.parametrize(
@@ -158,3 +159,17 @@ def test_bootstrap_degenerate_inputs() -> None:
     assert all(math.isnan(v) for v in bootstrap_ci95([[math.nan], []], np.mean))
     # Empty groups are dropped rather than resampled.
     assert bootstrap_ci95([[], [2.0, 2.0]], np.mean, resamples=50) == (2.0, 2.0, 2.0)
+
+
+def test_undefined_note_counts_the_values_a_statistic_ignores() -> None:
+    assert undefined_note([1.0, 2.0]) == ""
+    assert undefined_note([4.0, math.nan, 4.2]) == " (2 of 3 defined)"
+    assert undefined_note([1.0, math.inf, math.nan]) == " (1 of 3 defined)"
+
+
+def test_summary_table_says_when_a_mean_rests_on_fewer_episodes() -> None:
+    def result(seed: int, p95_s: float) -> EpisodeResult:
+        return EpisodeResult("adaptive", seed, -1.0, 10, {"task_latency_p95_s": p95_s})
+
+    table = summary_table([result(0, 4.0), result(1, math.nan), result(2, 4.2)], ["task_latency_p95_s"])
+    assert "| adaptive | 3 | 4.100 ± 1.271 (2 of 3 defined) |" in table

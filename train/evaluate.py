@@ -30,7 +30,7 @@ from gpu_alloc_env.evaluation import (
     evaluate_policies,
     write_rows_csv,
 )
-from gpu_alloc_env.stats import bootstrap_ci95, iqm
+from gpu_alloc_env.stats import bootstrap_ci95, iqm, undefined_note
 from train.learned import (
     AGENT_POLICY_FIELDS,
     MODEL_FILES,
@@ -394,7 +394,10 @@ def summary_markdown(
         "|" + "---|" * (len(SUMMARY_METRICS) + 2),
     ]
     for policy in policies:
-        cells = [interval_cell(*bootstrap_ci95(groups_of(scored, policy, m), iqm)) for m in SUMMARY_METRICS]
+        cells = [
+            interval_cell(*bootstrap_ci95(groups, iqm)) + undefined_note([v for g in groups for v in g])
+            for groups in (groups_of(scored, policy, m) for m in SUMMARY_METRICS)
+        ]
         count = len(groups_of(scored, policy, SUMMARY_METRICS[0])) if policy == LEARNED else 0
         lines.append(f"| {policy} | {count or '-'} | " + " | ".join(cells) + " |")
     if learned_runs:

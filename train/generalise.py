@@ -20,7 +20,7 @@ import numpy as np
 from baselines import BASELINES
 from gpu_alloc_env.evaluation import SUMMARY_METRICS
 from gpu_alloc_env.scenarios import make_scenario
-from gpu_alloc_env.stats import bootstrap_ci95, iqm
+from gpu_alloc_env.stats import bootstrap_ci95, iqm, undefined_note
 from train.evaluate import (
     CRITERIA,
     REFERENCE,
@@ -74,7 +74,10 @@ def trace_table(trace: str, scored: Sequence[Scored], seeds: Sequence[int]) -> l
     ]
     for policy in policies:
         groups = groups_of(scored, policy, SUMMARY_METRICS[0])
-        cells = [interval_cell(*bootstrap_ci95(groups_of(scored, policy, m), iqm)) for m in SUMMARY_METRICS]
+        cells = [
+            interval_cell(*bootstrap_ci95(groups, iqm)) + undefined_note([v for g in groups for v in g])
+            for groups in (groups_of(scored, policy, m) for m in SUMMARY_METRICS)
+        ]
         runs = len(groups) if policy.startswith("ppo[") else "-"
         lines.append(f"| {policy} | {runs} | " + " | ".join(cells) + " |")
     lines += [
