@@ -26,7 +26,7 @@ _ROLES: tuple[str, ...] = get_args(Role)
 _PATTERNS: tuple[str, ...] = get_args(Pattern)
 _SPLITS: tuple[str, ...] = get_args(Split)
 _TIMESTAMP_UNITS: tuple[str, ...] = get_args(TimestampUnit)
-_TRACE_FILE_FIELDS = ("timestamp_column", "input_tokens_column", "output_tokens_column", "timestamp_unit")
+TRACE_FILE_FIELDS = ("timestamp_column", "input_tokens_column", "output_tokens_column", "timestamp_unit")
 """The fields of :class:`TraceSpec` that describe a file; their defaults are the bundled traces' own."""
 MAX_LOAD_SCALE = 100.0
 """Largest ``TraceSpec.load_scale``: every request replayed 100 times (the trace's requests are
@@ -249,7 +249,7 @@ class TraceSpec:
         )
         if self.source in TRACES:
             defaults = {f.name: f.default for f in fields(self)}
-            custom = {n: getattr(self, n) for n in _TRACE_FILE_FIELDS if getattr(self, n) != defaults[n]}
+            custom = {n: getattr(self, n) for n in TRACE_FILE_FIELDS if getattr(self, n) != defaults[n]}
             if custom:
                 raise ConfigError(
                     f"TraceSpec: the bundled trace {self.source!r} has its own columns, so {custom} would "

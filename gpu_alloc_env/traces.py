@@ -244,10 +244,26 @@ def _rows(text: str, where: str, fmt: str, columns: tuple[str, str, str]) -> Ite
         yield from _jsonl_rows(text, where, columns)
 
 
+def _checked(reader: Any, where: str) -> Iterator[list[str]]:
+    """The rows of a ``csv.reader``, with its parse errors (such as a field over the size limit) named."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise TraceError(
+                f"{where}: line {reader.line_num}: the CSV cannot be read ({exc}); check the quoting "
+                "(an unclosed quote makes the rest of the file one field)"
+            ) from None
+        yield row
+
+
 def _csv_rows(text: str, where: str, columns: tuple[str, str, str]) -> Iterator[tuple[int, list[Any]]]:
     """The request rows of a CSV file: its first non-blank line is the header."""
     reader = csv.reader(io.StringIO(text))
-    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+    rows = _checked(reader, where)
+    header = next((row for row in rows if any(cell.strip() for cell in row)), None)
     if header is None:
         raise TraceError(f"{where}: the file is empty; a trace needs a header line and requests")
     header_line = reader.line_num
@@ -271,7 +287,7 @@ def _csv_rows(text: str, where: str, columns: tuple[str, str, str]) -> Iterator[
             f"{header}; rename or remove the repeated column(s) so that each column read is unique"
         )
     index = [header.index(c) for c in columns]
-    for row in reader:
+    for row in rows:
         line = reader.line_num
         if not row or all(not cell.strip() for cell in row):
             continue

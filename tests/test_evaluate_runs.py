@@ -312,3 +312,39 @@ def test_trace_run_is_evaluated_on_the_held_out_part_by_default(
     summary = (explicit / "summary.md").read_text()
     assert summary.startswith("# Evaluation on scenario `trace-conv`")
     assert "the `train` part of trace `conv`" in summary
+
+
+def test_other_overrides_keep_the_held_out_default(
+    trace_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--runs", str(trace_run), "--baselines", "adaptive", "--episodes", "1", "--no-plots"]
+    assert main([*argv, "--set", "episode_length_s=40", "--out", str(out)]) == 0
+    assert "evaluating on its held-out part" in capsys.readouterr().out
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("# Evaluation on scenario `trace-conv-held-out`")
+    assert "the `held_out` part of trace `conv`" in summary
+
+
+def test_baselines_alone_apply_trace_options_to_paper(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "evaluate",
+        "--baselines",
+        "static",
+        "--episodes",
+        "1",
+        "--no-plots",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main([*argv, "--trace-split", "held_out"]) == 2
+    assert (
+        "--trace-split change(s) the trace a scenario replays, but scenario 'paper'"
+        in capsys.readouterr().err
+    )
+    assert main([*argv, "--trace", "conv", "--set", "episode_length_s=40"]) == 0
+    assert (
+        (tmp_path / "o" / "summary.md").read_text().startswith("# Evaluation on scenario `paper-trace-conv`")
+    )

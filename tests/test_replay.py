@@ -262,15 +262,24 @@ def test_train_part_too_short_names_the_split(trace_path: Path) -> None:
 
 
 def test_too_short_part_gives_the_settings_that_fit(trace_path: Path) -> None:
-    # 400 s episodes over a 300 s trace: 300 s episodes, or time_scale 400/300, would fit.
+    # 400 s episodes over a 300 s trace: 300 s episodes, or time_scale 400/300 = 1.333..., would fit;
+    # the quoted time scale is rounded up, so that it fits as written.
     config = trace_config(trace_path, episode_length_s=400.0)
     with pytest.raises(ConfigError) as info:
         BatchSimulator(config, 1)
     message = str(info.value)
-    assert "at most 300.0 s" in message and "raise time_scale to at least 1.33" in message
+    assert "at most 300 s" in message and "raise time_scale to at least 1.34" in message
     assert "train_fraction" not in message  # split 'all': the fraction changes nothing
-    BatchSimulator(config.replace(workload={"trace": {"time_scale": 400.0 / 300.0}}), 1)
+    BatchSimulator(config.replace(workload={"trace": {"time_scale": 1.34}}), 1)
     BatchSimulator(config.replace(episode_length_s=300.0), 1)
+
+
+def test_quoted_settings_fit_the_held_out_part_of_a_bundled_trace() -> None:
+    config = make_scenario("trace-conv-held-out", episode_length_s=1200.0)
+    with pytest.raises(ConfigError, match=r"at most 1050 s, or raise time_scale to at least 1\.15 "):
+        BatchSimulator(config, 1)
+    BatchSimulator(config.replace(workload={"trace": {"time_scale": 1.15}}), 1)
+    BatchSimulator(config.replace(episode_length_s=1050.0), 1)
 
 
 def test_trace_of_one_instant_says_no_setting_fits(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from gpu_alloc_env.config import ConfigError
 from gpu_alloc_env.scenarios import make_scenario
-from train.cli import build_parser, main, scenario_overrides
+from train.cli import build_parser, main, scenario_overrides, trace_overrides, trace_scenario_name
 from train.experiment import run_experiment
 from train.generalise import label, score_trace, trace_table
 
@@ -293,3 +293,18 @@ def test_experiment_checks_seeds_and_steps_before_training(
     with pytest.raises(ValueError, match=message):
         run_experiment("paper", seeds, timesteps, tmp_path / "runs", tmp_path / "eval", episodes=1)
     assert not (tmp_path / "runs").exists()
+
+
+def test_another_trace_replaces_the_old_files_columns_and_name(tmp_path: Path) -> None:
+    csv = str(write_trace(tmp_path / "requests.csv"))
+    columns = ["--trace-timestamp-column", "ts", "--trace-timestamp-unit", "ms"]
+    columns += ["--trace-input-column", "prompt", "--trace-output-column", "completion"]
+    trained = make_scenario(
+        "paper", **scenario_overrides(parse(["compare", "--out", "x", "--trace", csv, *columns]))
+    )
+    assert trained.name == "paper-trace-requests"
+    # What gpu-alloc evaluate --trace conv does with a run trained on the file.
+    traces = trace_overrides(parse(["compare", "--out", "x", "--trace", "conv"]), trained)
+    config = trained.replace(**traces)
+    assert config.workload.trace is not None and config.workload.trace.timestamp_unit == "auto"
+    assert trace_scenario_name(trained, config) == "paper-trace-conv"

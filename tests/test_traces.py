@@ -604,3 +604,12 @@ def test_unknown_split_is_refused(tmp_path: Path) -> None:
     trace = load_trace(write(tmp_path / "s.csv", [HEADER, "0,1,1", "1,1,1"]), timestamp_unit="s")
     with pytest.raises(ValueError, match="split must be"):
         split_bounds_s(trace, "test", 0.7)
+
+
+def test_csv_field_over_the_parser_limit_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "quote.csv"
+    path.write_text(
+        'TIMESTAMP,ContextTokens,GeneratedTokens\n1,"' + "x" * 200_000 + '",3\n', encoding="utf-8"
+    )
+    with pytest.raises(TraceError, match=r"quote\.csv: line 2: the CSV cannot be read \(field larger"):
+        load_trace(path, timestamp_unit="s")

@@ -337,11 +337,55 @@ def test_hyperparameter_file_blocks_are_checked(text: str, message: str, tmp_pat
 def test_folder_of_a_run_stopped_before_its_first_checkpoint_starts_again(tmp_path: Path) -> None:
     run_dir = tmp_path / "stopped"
     (run_dir / "monitor").mkdir(parents=True)
-    (run_dir / "config.json").write_text("{}")
+    (run_dir / "monitor" / "train-0.monitor.csv").write_text("")
+    (run_dir / "config.json").write_text(json.dumps({"algorithm": "PPO", "scenario": {}, "hyperparams": {}}))
     (run_dir / "args.json").write_text("{}")
     train(tiny_args(run_dir, timesteps=128), progress_bar=False)
     assert (run_dir / "model.zip").is_file()
     assert json.loads((run_dir / "config.json").read_text())["scenario"]["name"] == "paper"
+
+
+def test_folder_with_a_config_json_of_its_own_is_never_cleared(tmp_path: Path) -> None:
+    run_dir = tmp_path / "project"
+    (run_dir / "tb").mkdir(parents=True)
+    (run_dir / "tb" / "notes.txt").write_text("mine")
+    (run_dir / "config.json").write_text('{"my": "important settings"}')
+    with pytest.raises(TrainError, match="already exists and is not empty"):
+        train(tiny_args(run_dir, timesteps=128), progress_bar=False)
+    assert (run_dir / "tb" / "notes.txt").read_text() == "mine"
+    assert "important" in (run_dir / "config.json").read_text()
+
+
+def test_resume_keeps_the_history_of_a_checkpoint_without_copies(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    # A checkpoint written before checkpoints kept copies of the learning curve and best model.
+    run_dir = tmp_path / "older"
+    shutil.copytree(tiny_run, run_dir)
+    state_file = run_dir / "checkpoints" / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["copies"]
+    state_file.write_text(json.dumps(state))
+    for name in ("best_model.zip", "evaluations.npz"):
+        (run_dir / "checkpoints" / name).unlink()
+    with np.load(run_dir / "evaluations.npz") as data:
+        before = list(data["timesteps"])
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--timesteps", "1280", "--no-progress"]) == 0
+    with np.load(run_dir / "evaluations.npz") as data:
+        after = list(data["timesteps"])
+    assert after[: len(before)] == before and len(after) > len(before)
+    assert (run_dir / "best_model.zip").exists()
+
+
+def test_resume_may_change_threads_and_checkpoint_interval(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run_dir = tmp_path / "threads"
+    shutil.copytree(tiny_run, run_dir)
+    command = ["train", "--run-dir", str(run_dir), "--resume", "--timesteps", "768", "--no-progress"]
+    assert main([*command, "--threads", "2", "--checkpoint-interval-s", "30"]) == 0
+    saved = json.loads((run_dir / "args.json").read_text())
+    assert saved["threads"] == 2 and saved["checkpoint_interval_s"] == 30.0
 
 
 def test_folder_with_other_files_is_never_cleared(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import shlex
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from baselines import BASELINES
-from gpu_alloc_env.config import ConfigError, ScenarioConfig
+from gpu_alloc_env.config import TRACE_FILE_FIELDS, ConfigError, ScenarioConfig, TraceSpec
 from gpu_alloc_env.data import TRACES
 from gpu_alloc_env.scenarios import SCENARIOS, make_scenario
 from gpu_alloc_env.traces import TIMESTAMP_UNITS
@@ -91,6 +92,11 @@ def trace_overrides(args: argparse.Namespace, base: ScenarioConfig | None = None
                 f"bundled trace {sorted(TRACES)}"
             )
         source = str(path.resolve())
+    old = base.workload.trace if base is not None else None
+    if old is not None and old.source != source:
+        # Another trace: the old file's columns and unit do not describe it.
+        defaults = {f.name: f.default for f in dataclasses.fields(TraceSpec) if f.name in TRACE_FILE_FIELDS}
+        fields = {**defaults, **fields}
     return {"workload": {"pattern": "trace", "trace": {"source": source, **fields}}}
 
 
@@ -107,15 +113,25 @@ def trace_scenario_name(base: ScenarioConfig, replayed: ScenarioConfig) -> str:
         return base.name
     name = base.name
     if old is None or old.source != new.source:
-        label = new.source if new.source in TRACES else Path(new.source).stem
-        name += "-trace-" + (re.sub(r"[^A-Za-z0-9_.]+", "_", label) or "file")
+        if old is not None:  # a name that says which trace it replays says it no longer
+            name = name.removesuffix(f"-trace-{_trace_label(old.source)}")
+        name += f"-trace-{_trace_label(new.source)}"
     if new.split != (old.split if old is not None else "train"):
         name += "-" + new.split.replace("_", "-")
     return name
 
 
+def _trace_label(source: str) -> str:
+    """A bundled trace's name, or a file's stem, as it appears in scenario names."""
+    label = source if source in TRACES else Path(source).stem
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", label) or "file"
+
+
 def base_scenario(args: argparse.Namespace, scenario: str | None = None) -> ScenarioConfig | None:
-    """The scenario a command's options apply to: ``scenario``, ``--scenario``, or its runs'."""
+    """The scenario a command's options apply to.
+
+    That is ``scenario``, ``--scenario``, the first run's, or ``paper`` for ``evaluate`` without runs.
+    """
     name = scenario or getattr(args, "scenario", None)
     if isinstance(name, str):
         return make_scenario(name)
@@ -124,7 +140,7 @@ def base_scenario(args: argparse.Namespace, scenario: str | None = None) -> Scen
         from train.learned import load_run_config
 
         return ScenarioConfig.from_dict(load_run_config(runs[0])["scenario"])
-    return None
+    return make_scenario("paper") if getattr(args, "command", None) == "evaluate" else None
 
 
 def scenario_overrides(args: argparse.Namespace, scenario: str | None = None) -> dict[str, Any]:
@@ -325,9 +341,14 @@ def _add_train(sub: Any) -> None:
     )
     _add_trace_options(train)
     train.add_argument(
-        "--checkpoint-interval-s", type=float, default=120.0, help="wall seconds between checkpoints"
+        "--checkpoint-interval-s",
+        type=float,
+        default=None,
+        help="wall seconds between checkpoints (default 120; with --resume, the run's own)",
     )
-    train.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    train.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default 1; with --resume, the run's)"
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -388,7 +409,7 @@ def _run_train(args: argparse.Namespace) -> int:
                 f"--resume continues the run with the settings it started with; {', '.join(ignored)} "
                 "would be ignored, so drop them (or start a new run in another --run-dir)"
             )
-        run = resume_args(args.run_dir, args.timesteps)
+        run = resume_args(args.run_dir, args.timesteps, args.threads, args.checkpoint_interval_s)
     else:
         args.scenario = args.scenario or "paper"
         args.seed = 0 if args.seed is None else args.seed
@@ -402,8 +423,8 @@ def _run_train(args: argparse.Namespace) -> int:
             hyperparams_file=str(args.hyperparams) if args.hyperparams else None,
             hp_overrides=parse_hp_overrides(args.hp),
             scenario_overrides=scenario_overrides(args),
-            checkpoint_interval_s=args.checkpoint_interval_s,
-            threads=args.threads,
+            checkpoint_interval_s=120.0 if args.checkpoint_interval_s is None else args.checkpoint_interval_s,
+            threads=1 if args.threads is None else args.threads,
         )
     run_dir = train(run, resume=args.resume, progress_bar=not args.no_progress, command=args.command_line)
     outputs = ("model.zip", "best_model.zip", "evaluations.npz", "tb/")

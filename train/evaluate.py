@@ -13,7 +13,7 @@ import math
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,18 +183,24 @@ def resolve_config(
     return config
 
 
-def held_out_default(runs: Sequence[LearnedPolicy]) -> dict[str, Any]:
-    """Overrides that evaluate runs trained on a trace's training part on its held-out part.
+def held_out_overrides(config: ScenarioConfig) -> dict[str, Any]:
+    """Overrides that turn ``config``, which replays a trace's training part, into its held-out part.
 
-    Empty unless every run replays the training part of a trace; then the scenario is renamed
-    ``<name>-held-out`` as ``gpu-alloc experiment`` does.
+    The scenario is renamed ``<name>-held-out``, which for a preset is the held-out preset's name.
     """
-    from train.experiment import HELD_OUT
+    return {"name": f"{config.name}-held-out", "workload": {"trace": {"split": "held_out"}}}
 
+
+def trained_on_training_parts(runs: Sequence[LearnedPolicy]) -> bool:
+    """Whether every run (at least one) replays the training part of a trace."""
     traces = [run.config.workload.trace for run in runs]
-    if not runs or any(trace is None or trace.split != "train" for trace in traces):
-        return {}
-    return {"name": f"{runs[0].config.name}-held-out", **HELD_OUT}
+    return bool(runs) and all(trace is not None and trace.split == "train" for trace in traces)
+
+
+def _sets_split(overrides: Mapping[str, Any]) -> bool:
+    workload = overrides.get("workload")
+    trace = workload.get("trace") if isinstance(workload, Mapping) else None
+    return isinstance(trace, Mapping) and "split" in trace
 
 
 def baseline_names(requested: Sequence[str]) -> list[str]:
@@ -443,9 +449,10 @@ def run_evaluate(
     would tune on the test set: pass seeds of your own from :data:`TUNING_SEED_BASE` instead
     (``--first-seed 950000``), which no training, validation or evaluation episode uses.
 
-    Without ``scenario`` and ``scenario_overrides``, runs that all replay the training part of a
-    trace are evaluated on its held-out part (:func:`held_out_default`). ``command`` is recorded in
-    ``summary.md`` (default: this process's command line).
+    Without ``scenario``, runs that all replay the training part of a trace are evaluated on its
+    held-out part (:func:`held_out_overrides`) unless ``scenario_overrides`` set
+    ``workload.trace.split``. ``command`` is recorded in ``summary.md`` (default: this process's
+    command line).
     """
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
@@ -462,18 +469,16 @@ def run_evaluate(
     if not runs and not names:
         raise ValueError("nothing to evaluate: pass --runs, --baselines, or both")
     overrides = dict(scenario_overrides or {})
-    if scenario is None and not overrides:
-        overrides = held_out_default(runs)
-        if overrides:
-            trace = runs[0].config.workload.trace
-            source = trace.source if trace is not None else "?"
-            print(
-                f"the runs were trained on the training part of trace {source!r}: evaluating on its "
-                f"held-out part (scenario {overrides['name']}); pass --trace-split train to evaluate on "
-                "the training part",
-                flush=True,
-            )
     config = resolve_config(runs, scenario, overrides)
+    trace = config.workload.trace
+    if scenario is None and not _sets_split(overrides) and trained_on_training_parts(runs) and trace:
+        config = config.replace(**held_out_overrides(config))
+        print(
+            f"the runs were trained on the training part of trace {trace.source!r}: evaluating on its "
+            f"held-out part (scenario {config.name}); pass --trace-split train to evaluate on the "
+            "training part",
+            flush=True,
+        )
     seeds = [first_seed + k for k in range(episodes)]
     scored = score(runs, names, config, seeds)
     out_dir = Path(out_dir)

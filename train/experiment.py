@@ -24,12 +24,9 @@ from typing import Any
 
 from gpu_alloc_env.core.simulator import replay_part
 from gpu_alloc_env.env import resolve_scenario
-from train.evaluate import run_evaluate
-from train.learned import json_differences
+from train.evaluate import held_out_overrides, run_evaluate
+from train.learned import checkpoint_steps, json_differences
 from train.ppo import MAX_TRAIN_SEED, TrainError, load_hyperparams, never_checkpointed, parse_hp_overrides
-
-HELD_OUT: dict[str, Any] = {"workload": {"trace": {"split": "held_out"}}}
-"""Scenario overrides that turn a run's training part of a trace into its held-out part."""
 
 
 def train_command(
@@ -79,8 +76,7 @@ def check_reusable(run_dir: Path, settings: Mapping[str, Any]) -> None:
 
 def steps_of(run_dir: Path) -> int:
     """Steps of the run's last checkpoint (0 if it has none)."""
-    state = run_dir / "checkpoints" / "state.json"
-    return int(json.loads(state.read_text())["num_timesteps"]) if state.exists() else 0
+    return checkpoint_steps(run_dir) or 0
 
 
 def finished(run_dir: Path, timesteps: int) -> bool:
@@ -165,13 +161,15 @@ def run_experiment(
     """Train the runs, then evaluate them and every baseline; returns the summary.
 
     Runs trained on the training part of a trace are evaluated on its held-out part. Both parts
-    are checked to hold an episode before anything trains.
+    are checked to hold an episode before anything trains. A twin (``--twin``) replays no trace,
+    so its runs are evaluated on the twin; ``gpu-alloc generalise`` scores twin-trained runs on
+    the held-out part of their trace.
     """
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     config = resolve_scenario(scenario, dict(overrides or {}))
     trace = config.workload.trace
-    held_out = {"name": f"{config.name}-held-out", **HELD_OUT} if trace and trace.split == "train" else {}
+    held_out = held_out_overrides(config) if trace and trace.split == "train" else {}
     if trace is not None:  # an episode must fit in both parts before hours go into training
         replay_part(config)
         replay_part(resolve_scenario(config, held_out))

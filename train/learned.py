@@ -144,6 +144,12 @@ def show_value(value: Any, limit: int = 48) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def checkpoint_steps(run_dir: Path) -> int | None:
+    """Steps of the run's last checkpoint (``checkpoints/state.json``); None without one."""
+    state = Path(run_dir) / "checkpoints" / "state.json"
+    return int(_read_json(state)["num_timesteps"]) if state.exists() else None
+
+
 def training_record(run_dir: Path) -> dict[str, float]:
     """What a run's own logs say about its training: steps, wall-clock seconds, best validation.
 
@@ -159,9 +165,9 @@ def training_record(run_dir: Path) -> dict[str, float]:
         "best_step": math.nan,
         "best_validation_return": math.nan,
     }
-    state = run_dir / "checkpoints" / "state.json"
-    if state.exists():
-        record["timesteps"] = float(_read_json(state)["num_timesteps"])
+    steps = checkpoint_steps(run_dir)
+    if steps is not None:
+        record["timesteps"] = float(steps)
     segments = sorted((run_dir / "monitor").glob("*.monitor.csv"))
     if segments:
         wall = 0.0

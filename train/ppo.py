@@ -288,12 +288,20 @@ class CheckpointCallback(BaseCallback):
             env.save(str(self.folder / "vecnormalize.partial.pkl"))
             os.replace(self.folder / "vecnormalize.partial.pkl", self.folder / "vecnormalize.pkl")
         os.replace(partial, self.folder / "last.zip")
+        copies = []
         for name in CHECKPOINT_COPIES:
             current = self.folder.parent / name
             if current.exists():
                 shutil.copyfile(current, self.folder / f"{name}.partial")
                 os.replace(self.folder / f"{name}.partial", self.folder / name)
-        state = {"num_timesteps": int(self.model.num_timesteps), "saved_unix_s": time.time()}
+                copies.append(name)
+            else:
+                (self.folder / name).unlink(missing_ok=True)
+        state = {
+            "num_timesteps": int(self.model.num_timesteps),
+            "saved_unix_s": time.time(),
+            "copies": copies,
+        }
         (self.folder / "state.json").write_text(json.dumps(state) + "\n")
         self._last = time.monotonic()
 
@@ -384,27 +392,59 @@ def recorded_settings(run_dir: Path) -> tuple[ScenarioConfig, dict[str, Any]]:
 
 
 def never_checkpointed(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds only the files of a run that stopped before its first checkpoint."""
+    """Whether ``run_dir`` holds only the files of a run that stopped before its first checkpoint.
+
+    That is: nothing but run files, no checkpoint and no final model, and either the
+    ``config.json`` that ``gpu-alloc train`` writes or only the monitor logs it starts with.
+    """
     entries = {entry.name for entry in run_dir.iterdir()}
-    return (
-        entries <= RUN_ENTRIES
-        and not (run_dir / CHECKPOINT_DIR / "last.zip").exists()
-        and not (run_dir / "model.zip").exists()
+    if not entries <= RUN_ENTRIES or (run_dir / CHECKPOINT_DIR / "last.zip").exists():
+        return False
+    if (run_dir / "model.zip").exists():
+        return False
+    if "config.json" in entries:
+        try:
+            recorded = json.loads((run_dir / "config.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return False
+        return isinstance(recorded, dict) and recorded.get("algorithm") == "PPO" and "scenario" in recorded
+    monitor = run_dir / "monitor"
+    return entries <= {"monitor"} and all(
+        entry.is_file() and entry.name.endswith(".monitor.csv") for entry in monitor.iterdir()
     )
 
 
-def _rewind_to_checkpoint(run_dir: Path) -> None:
+def _clear_run_files(run_dir: Path) -> None:
+    """Remove the run files (and only those) from ``run_dir``."""
+    for name in RUN_ENTRIES:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _rewind_to_checkpoint(run_dir: Path, state: Mapping[str, Any]) -> None:
     """Put back the learning curve and best model saved with the checkpoint.
 
     A run killed after its last checkpoint may have validated (and saved a best model) in the
-    stretch that the resumed run trains again; those files would mix two histories.
+    stretch that the resumed run trains again; those files would mix two histories. A checkpoint
+    that records its ``copies`` restores them; an older one has none, so only the learning curve
+    is cut back to the checkpoint's steps and the best model is kept.
     """
-    for name in CHECKPOINT_COPIES:
-        saved = run_dir / CHECKPOINT_DIR / name
-        if saved.exists():
-            shutil.copyfile(saved, run_dir / name)
-        else:
-            (run_dir / name).unlink(missing_ok=True)
+    if "copies" in state:
+        for name in CHECKPOINT_COPIES:
+            if name in state["copies"]:
+                shutil.copyfile(run_dir / CHECKPOINT_DIR / name, run_dir / name)
+            else:
+                (run_dir / name).unlink(missing_ok=True)
+        return
+    log = run_dir / "evaluations.npz"
+    if log.exists():
+        with np.load(log) as data:
+            arrays = {key: data[key] for key in data.files}
+        kept = arrays["timesteps"] <= int(state["num_timesteps"])
+        np.savez(log, **{key: value[kept] for key, value in arrays.items()})
 
 
 def train(
@@ -427,7 +467,8 @@ def train(
         checkpoint = run_dir / CHECKPOINT_DIR / "last.zip"
         if not checkpoint.exists():
             raise TrainError(f"--resume: {checkpoint} does not exist; start the run again without --resume")
-        done = int(json.loads((run_dir / CHECKPOINT_DIR / "state.json").read_text())["num_timesteps"])
+        state = json.loads((run_dir / CHECKPOINT_DIR / "state.json").read_text())
+        done = int(state["num_timesteps"])
         if args.timesteps < done:
             raise TrainError(
                 f"--resume --timesteps {args.timesteps}: the run's checkpoint already has {done} steps; "
@@ -435,7 +476,7 @@ def train(
             )
         # The run keeps the scenario and hyperparameters it started with, whatever the files say now.
         config, hp = recorded_settings(run_dir)
-        _rewind_to_checkpoint(run_dir)
+        _rewind_to_checkpoint(run_dir, state)
     else:
         if run_dir.exists() and any(run_dir.iterdir()):
             if not never_checkpointed(run_dir):
@@ -443,7 +484,7 @@ def train(
                     f"run folder {run_dir} already exists and is not empty; pass --resume to continue "
                     "it or choose another --run-dir"
                 )
-            shutil.rmtree(run_dir)  # only the files of a run that stopped before its first checkpoint
+            _clear_run_files(run_dir)
         config = resolve_scenario(args.scenario, args.scenario_overrides or {})
         hp = load_hyperparams(
             args.scenario, Path(args.hyperparams_file) if args.hyperparams_file else None, args.hp_overrides
@@ -544,8 +585,17 @@ def parse_hp_overrides(items: Sequence[str]) -> dict[str, Any]:
     return overrides
 
 
-def resume_args(run_dir: Path, timesteps: int | None) -> TrainArgs:
-    """The saved arguments of ``run_dir``, with a new total of ``timesteps`` if given."""
+def resume_args(
+    run_dir: Path,
+    timesteps: int | None,
+    threads: int | None = None,
+    checkpoint_interval_s: float | None = None,
+) -> TrainArgs:
+    """The saved arguments of ``run_dir``, with a new total of ``timesteps`` if given.
+
+    ``threads`` and ``checkpoint_interval_s`` change how the resumed process runs, not what it
+    trains, and replace the saved values when given.
+    """
     saved = run_dir / "args.json"
     if not saved.exists():
         raise TrainError(f"--resume: {saved} does not exist; is {run_dir} a run folder?")
@@ -554,6 +604,10 @@ def resume_args(run_dir: Path, timesteps: int | None) -> TrainArgs:
         data["run_dir"] = str(run_dir)
         if timesteps is not None:
             data["timesteps"] = timesteps
+        if threads is not None:
+            data["threads"] = threads
+        if checkpoint_interval_s is not None:
+            data["checkpoint_interval_s"] = checkpoint_interval_s
         return TrainArgs(**data)
     except json.JSONDecodeError as exc:
         raise TrainError(f"--resume: {saved} is not valid JSON ({exc}); the run folder is damaged") from None

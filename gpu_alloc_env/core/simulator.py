@@ -573,10 +573,16 @@ def replay_part(config: ScenarioConfig) -> ReplayPart:
         if span_s < 1e-6:  # one instant (the end is nudged past the last request)
             fixes = "no setting makes an episode fit: replay a trace whose requests span some time"
         else:
+            # Rounded so that the values quoted fit: the length down to whole decision intervals,
+            # the time scale up.
+            interval_s = config.decision_interval_s
+            longest_s = math.floor(span_s * spec.time_scale / interval_s) * interval_s
+            needed = config.episode_length_s / span_s
+            scale = 10.0 ** (2 - math.floor(math.log10(needed)))
             fixes = (
-                f"shorten episode_length_s to at most {span_s * spec.time_scale:.1f} s, or raise "
-                f"time_scale to at least {config.episode_length_s / span_s:.3g} (each trace second then "
-                "lasts longer, so an episode covers fewer of them)"
+                f"shorten episode_length_s to at most {longest_s:g} s, or raise time_scale to at "
+                f"least {math.ceil(needed * scale) / scale:g} (each trace second then lasts longer, so an "
+                "episode covers fewer of them)"
             )
             if spec.split != "all":
                 fixes += ", or change train_fraction"
