@@ -1,7 +1,10 @@
 """Score trained runs and the baselines on the same held-out seeds: ``gpu-alloc evaluate``.
 
-Every policy plays the same episodes (seeds from :data:`EVALUATION_SEED_BASE`, which training and
-validation never use). ``summary.md`` gives, per policy, the interquartile mean of each metric and
+Every policy plays the same episodes (seeds from ``--first-seed``, by default
+:data:`EVALUATION_SEED_BASE`, which training and validation never use). Runs trained on a trace's
+training part are scored on its held-out part unless told otherwise, and a run refuses a scenario
+in which what it learned no longer applies (:meth:`LearnedPolicy.check_compatible`).
+``summary.md`` gives, per policy, the interquartile mean of each metric and
 its 95% bootstrap interval (runs of different training seeds resampled, then episodes within
 them), and for every learned policy the paired difference against the adaptive heuristic on the
 same seeds, with the verdicts of the win criteria.

@@ -6,9 +6,10 @@ The full-budget experiment behind ``results/ppo-paper`` is::
         --runs-dir runs/paper --out results/ppo-paper
 
 Runs are trained in parallel subprocesses (``--parallel``, one CPU thread each) into run folders
-named after the resolved scenario (``<scenario name>-seed<seed>``); a run folder that already holds
-a finished model is reused, and one with a checkpoint is resumed, so an interrupted experiment
-continues where it stopped. A folder trained with other settings (scenario fields or
+named after the resolved scenario (``<scenario name>-seed<seed>``); a run folder whose final model
+has at least ``--timesteps`` steps is reused, and one with a checkpoint (interrupted, or trained
+for fewer steps) is resumed up to the total, so an interrupted experiment continues where it
+stopped. A folder trained with other settings (scenario fields or
 hyperparameters) is never reused: the experiment stops and names the fields that differ.
 """
 

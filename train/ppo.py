@@ -6,13 +6,15 @@ A run lives in its own folder and can be reproduced from it:
 |-----------------------------|----------------------------------------------------------------|
 | ``config.json``             | the resolved scenario, hyperparameters and action parameterisation |
 | ``args.json``               | the arguments of the run                                       |
-| ``command.txt``             | the exact command line                                         |
-| ``git_revision.txt``        | the source revision (and whether the tree had local changes)   |
+| ``command.txt``             | every command that trained the run, one per line               |
+| ``git_revision.txt``        | the source revision at the run's start (``-dirty`` if changed) |
 | ``model.zip``               | the final model                                                |
 | ``best_model.zip``          | the model with the best validation return                      |
 | ``vecnormalize.pkl``        | reward-normalisation statistics (when ``normalize_reward``)   |
 | ``evaluations.npz``         | validation returns over training (the learning curve)          |
-| ``checkpoints/``            | the last checkpoint, written every ``--checkpoint-interval-s`` |
+| ``checkpoints/``            | ``last.zip``, ``state.json`` (steps), reward statistics and     |
+|                             | copies of ``best_model.zip`` and ``evaluations.npz``; written   |
+|                             | every ``--checkpoint-interval-s`` and at the end               |
 | ``tb/``                     | TensorBoard logs                                               |
 | ``monitor/``                | per-episode training returns                                   |
 
