@@ -35,11 +35,10 @@ from gpu_alloc_env.evaluation import (
 )
 from gpu_alloc_env.stats import bootstrap_ci95, iqm, undefined_note
 from train.learned import (
-    AGENT_POLICY_FIELDS,
     MODEL_FILES,
-    POLICY_FIELDS,
     LearnedPolicy,
     config_differences,
+    is_policy_field,
     show_value,
     training_record,
 )
@@ -142,13 +141,6 @@ def load_runs(run_dirs: Sequence[Path], model: str) -> list[LearnedPolicy]:
     return [LearnedPolicy(Path(d), model, label) for d, label in zip(run_dirs, labels, strict=True)]
 
 
-def _policy_field(path: str) -> bool:
-    """Whether the dotted ``path`` of a scenario field is one a trained policy depends on."""
-    if path == "agents" or path in POLICY_FIELDS:
-        return True
-    return path.startswith("agents.") and path.rsplit(".", 1)[-1] in AGENT_POLICY_FIELDS
-
-
 def _listed(differences: Sequence[tuple[str, Any, Any]], limit: int = 8) -> str:
     """``path (a vs b), ...`` of at most ``limit`` differences."""
     shown = ", ".join(f"{path} ({show_value(a)} vs {show_value(b)})" for path, a, b in differences[:limit])
@@ -170,7 +162,7 @@ def resolve_config(
                 f"{run.label} differs from {first.label} in {_listed(differences)}"
                 for run, differences in clashes
             )
-            policy = sorted({p for _, differences in clashes for p, _, _ in differences if _policy_field(p)})
+            policy = sorted({p for _, found in clashes for p, *_ in found if is_policy_field(p)})
             advice = (
                 f"evaluate them separately: each run acts only with its own {', '.join(policy)}"
                 if policy

@@ -127,6 +127,17 @@ def config_differences(old: ScenarioConfig, new: ScenarioConfig) -> list[tuple[s
     return sorted(found, key=lambda item: (item[0] != "name", item[0].startswith("agents."), item[0]))
 
 
+def is_policy_field(path: str) -> bool:
+    """Whether a trained policy depends on the scenario field at the dotted ``path``.
+
+    Paths are those of :func:`config_differences`: :data:`POLICY_FIELDS`, an agent's
+    :data:`AGENT_POLICY_FIELDS`, or ``agents`` as a whole.
+    """
+    if path == "agents" or path in POLICY_FIELDS:
+        return True
+    return path.startswith("agents.") and path.rsplit(".", 1)[-1] in AGENT_POLICY_FIELDS
+
+
 def json_differences(old: Any, new: Any, prefix: str) -> list[tuple[str, Any, Any]]:
     """``(dotted path, old value, new value)`` wherever two JSON values differ."""
     if isinstance(old, dict) and isinstance(new, dict):
@@ -231,13 +242,7 @@ class LearnedPolicy:
                 f"agents {theirs} (observation of {size}); evaluate it on a scenario with the same "
                 "agents, or train a run on this one"
             )
-        differ = [(f, getattr(self.config, f), getattr(config, f)) for f in POLICY_FIELDS]
-        for trained, agent in zip(self.config.agents, config.agents, strict=True):
-            differ += [
-                (f"agents.{agent.name}.{f}", getattr(trained, f), getattr(agent, f))
-                for f in AGENT_POLICY_FIELDS
-            ]
-        differ = [item for item in differ if item[1] != item[2]]
+        differ = [item for item in config_differences(self.config, config) if is_policy_field(item[0])]
         if differ:
             shown = ", ".join(f"{path} (trained with {old!r}, here {new!r})" for path, old, new in differ)
             raise ValueError(

@@ -50,6 +50,7 @@ from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.scenarios import SCENARIOS
 from train.actions import transform_from_hyperparams
+from train.learned import load_run_config
 from train.vec_env import BatchVecEnv
 
 MAX_TRAIN_SEED = 899
@@ -378,19 +379,9 @@ CHECKPOINT_COPIES = ("best_model.zip", "evaluations.npz")
 
 
 def recorded_settings(run_dir: Path) -> tuple[ScenarioConfig, dict[str, Any]]:
-    """The scenario and hyperparameters a run folder's ``config.json`` records."""
-    path = run_dir / "config.json"
-    try:
-        recorded = json.loads(path.read_text())
-        return ScenarioConfig.from_dict(recorded["scenario"]), dict(recorded["hyperparams"])
-    except FileNotFoundError:
-        raise TrainError(f"{path} does not exist; is {run_dir} a run folder of gpu-alloc train?") from None
-    except json.JSONDecodeError as exc:
-        raise TrainError(f"{path} is not valid JSON ({exc}); the run folder is damaged") from None
-    except (KeyError, TypeError) as exc:
-        raise TrainError(
-            f"{path} lacks {exc}; it was not written by this version of gpu-alloc train"
-        ) from None
+    """The scenario and hyperparameters a run folder's ``config.json`` records, checked on reading."""
+    recorded = load_run_config(run_dir)
+    return ScenarioConfig.from_dict(recorded["scenario"]), dict(recorded["hyperparams"])
 
 
 def never_checkpointed(run_dir: Path) -> bool:
