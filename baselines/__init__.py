@@ -1,10 +1,11 @@
 """Fixed allocation policies, each with Stable-Baselines3's ``predict`` interface.
 
-| name          | class                | rule                                                       |
-|---------------|----------------------|------------------------------------------------------------|
-| ``static``    | :class:`StaticEqualPolicy` | ``capacity_gpus / N`` to every agent, always          |
-| ``round_robin`` | :class:`RoundRobinPolicy` | the whole pool to one agent per quantum, in turn      |
-| ``adaptive``  | :class:`AdaptivePolicy` | minimums first, the rest by priority x demand, capped at need |
+| name            | class                      | rule (in whole replicas)                                  |
+|-----------------|----------------------------|-----------------------------------------------------------|
+| ``static``      | :class:`StaticEqualPolicy` | the capacity shared as evenly as replicas allow, always   |
+| ``round_robin`` | :class:`RoundRobinPolicy`  | the whole pool to one agent per quantum, in turn          |
+| ``adaptive``    | :class:`AdaptivePolicy`    | one replica first, the rest by priority x need, capped at |
+|                 |                            | need x (1 + headroom), with hysteresis                    |
 """
 
 from collections.abc import Callable

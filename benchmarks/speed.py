@@ -10,6 +10,10 @@ compare across machines are the ratios:
 * per-agent step cost of fleet(N) scenarios against the four-agent paper scenario,
 * wall time per simulated second at a 10 ms decision interval against 1 s,
 * env step cost replaying the Azure conversation trace against the synthetic paper workload.
+
+The v1 floor: one env step with the adaptive policy costs no more CartPole steps than a v0 step
+did (:data:`V0_CARTPOLE_RATIO`, measured by this script on the v0 simulator on the 2-core
+development machine).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from gpu_alloc_env import GpuAllocEnv
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core import BatchSimulator
 from gpu_alloc_env.scenarios import fleet, make_scenario
+
+V0_CARTPOLE_RATIO = 130.0
+"""CartPole-v1 steps per ``GpuAlloc-v0`` step with the adaptive policy (this script, v0)."""
 
 
 def seconds_per_call(fn: Callable[[], None], calls: int, repeats: int = 3) -> float:
@@ -75,7 +82,7 @@ def batch_step_s(config: ScenarioConfig, batch: int, steps: int) -> float:
     sim = BatchSimulator(config, batch)
     for e in range(batch):
         sim.reset_env(e, np.random.default_rng(e))
-    action = np.tile([1.0, 5.0, 3.0, 2.0], (batch, 1))
+    action = np.tile(StaticEqualPolicy(config).replicas, (batch, 1))
     for _ in range(50):
         sim.step(action)
     return seconds_per_call(lambda: sim.step(action), steps)
@@ -97,9 +104,15 @@ def main() -> None:
         cost = env_step_s(paper, policy, steps)
         single[policy.__name__] = cost
         print(
-            f"| GpuAlloc-v0 step + {policy.__name__}.predict | {cost * 1e6:.0f} us "
+            f"| GpuAlloc-v1 step + {policy.__name__}.predict | {cost * 1e6:.0f} us "
             f"({1 / cost:.0f} steps/s) | {cost / reference:.1f}x CartPole |"
         )
+    ratio = single["AdaptivePolicy"] / reference
+    verdict = "meets" if ratio <= V0_CARTPOLE_RATIO else "misses"
+    print(
+        f"| floor: v1 step + adaptive against v0's {V0_CARTPOLE_RATIO:.0f}x CartPole | | "
+        f"{ratio:.1f}x, {verdict} the floor |"
+    )
     one = batch_step_s(paper, 1, steps)
     for batch in (16, 64):
         cost = batch_step_s(paper, batch, max(steps // 4, 20))

@@ -4,16 +4,16 @@ Importing the package registers the Gymnasium environments:
 
 | id                   | scenario                                            |
 |----------------------|-----------------------------------------------------|
-| ``GpuAlloc-v0``      | ``paper`` (the default)                             |
-| ``GpuAllocPaper-v0`` | ``paper``: four agents, steady Poisson tasks        |
-| ``GpuAllocBursty-v0`` | ``bursty``: Markov-modulated bursts               |
-| ``GpuAllocDiurnal-v0`` | ``diurnal``: a sinusoidal day                    |
-| ``GpuAllocTraceConv-v0`` | ``trace-conv``: the Azure conversation trace, training part |
-| ``GpuAllocTraceConvHeldOut-v0`` | ``trace-conv-held-out``: its held-out part   |
-| ``GpuAllocTraceCode-v0`` | ``trace-code``: the Azure code trace, training part |
-| ``GpuAllocTraceCodeHeldOut-v0`` | ``trace-code-held-out``: its held-out part   |
-| ``GpuAllocTraceConvTwin-v0`` | ``trace-conv-twin``: synthetic twin of ``trace-conv`` |
-| ``GpuAllocTraceCodeTwin-v0`` | ``trace-code-twin``: synthetic twin of ``trace-code`` |
+| ``GpuAlloc-v1``      | ``paper`` (the default)                             |
+| ``GpuAllocPaper-v1`` | ``paper``: four agents, steady Poisson tasks        |
+| ``GpuAllocBursty-v1`` | ``bursty``: Markov-modulated bursts               |
+| ``GpuAllocDiurnal-v1`` | ``diurnal``: a sinusoidal day                    |
+| ``GpuAllocTraceConv-v1`` | ``trace-conv``: the Azure conversation trace, training part |
+| ``GpuAllocTraceConvHeldOut-v1`` | ``trace-conv-held-out``: its held-out part   |
+| ``GpuAllocTraceCode-v1`` | ``trace-code``: the Azure code trace, training part |
+| ``GpuAllocTraceCodeHeldOut-v1`` | ``trace-code-held-out``: its held-out part   |
+| ``GpuAllocTraceConvTwin-v1`` | ``trace-conv-twin``: synthetic twin of ``trace-conv`` |
+| ``GpuAllocTraceCodeTwin-v1`` | ``trace-code-twin``: synthetic twin of ``trace-code`` |
 """
 
 from gymnasium.envs.registration import register, registry
@@ -33,16 +33,16 @@ from gpu_alloc_env.scenarios import SCENARIOS, make_scenario
 __version__ = "0.1.0"
 
 ENV_IDS: dict[str, str] = {
-    "GpuAlloc-v0": "paper",
-    "GpuAllocPaper-v0": "paper",
-    "GpuAllocBursty-v0": "bursty",
-    "GpuAllocDiurnal-v0": "diurnal",
-    "GpuAllocTraceConv-v0": "trace-conv",
-    "GpuAllocTraceConvHeldOut-v0": "trace-conv-held-out",
-    "GpuAllocTraceCode-v0": "trace-code",
-    "GpuAllocTraceCodeHeldOut-v0": "trace-code-held-out",
-    "GpuAllocTraceConvTwin-v0": "trace-conv-twin",
-    "GpuAllocTraceCodeTwin-v0": "trace-code-twin",
+    "GpuAlloc-v1": "paper",
+    "GpuAllocPaper-v1": "paper",
+    "GpuAllocBursty-v1": "bursty",
+    "GpuAllocDiurnal-v1": "diurnal",
+    "GpuAllocTraceConv-v1": "trace-conv",
+    "GpuAllocTraceConvHeldOut-v1": "trace-conv-held-out",
+    "GpuAllocTraceCode-v1": "trace-code",
+    "GpuAllocTraceCodeHeldOut-v1": "trace-code-held-out",
+    "GpuAllocTraceConvTwin-v1": "trace-conv-twin",
+    "GpuAllocTraceCodeTwin-v1": "trace-code-twin",
 }
 """Registered Gymnasium id -> scenario preset."""
 

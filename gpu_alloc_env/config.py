@@ -1,84 +1,69 @@
 """Typed, frozen, validated configuration of a scenario.
 
-A scenario is everything the simulator needs to know: the agents (their models, GPU limits, serving
-speeds and latency objectives), the GPU pool and its price, the workload, the clock and the reward
-weights. Every field carries its unit in its name. Construction validates every field and fails with
+A scenario is everything the simulator needs to know: the agents (their models, replica sizes and
+latency objectives), the GPU type and pool, the serverless platform (price, billing, keep-alive,
+cold-start tiers), the workload, the clock and the reward weights. Every field carries its unit in
+its name. Construction validates every field and fails with
 a message that names the offending value and says what to do; unknown fields are an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, get_args
 
 from gpu_alloc_env.data import TRACES
+from gpu_alloc_env.errors import (
+    ConfigError,
+    build_checked,
+    check_int,
+    check_number,
+    reject_unknown,
+    replace_checked,
+)
+from gpu_alloc_env.serving.engine import GPU_MEMORY_UTILIZATION, KV_RESERVE_GIB, EngineSpec, build_engine
+from gpu_alloc_env.serving.hardware import GpuSpec, resolve_gpu
+from gpu_alloc_env.serving.models import DTYPES, Dtype, ModelSpec, resolve_model
+from gpu_alloc_env.serving.platforms import WEIGHT_SOURCES, PlatformSpec, WeightSource, resolve_platform
 
 Role = Literal["coordinator", "specialist"]
 Pattern = Literal["steady", "bursty", "diurnal", "trace"]
 Split = Literal["train", "held_out", "all"]
 TimestampUnit = Literal["auto", "datetime", "s", "ms"]
+ScaleDown = Literal["drain", "kill"]
 
 _ROLES: tuple[str, ...] = get_args(Role)
 _PATTERNS: tuple[str, ...] = get_args(Pattern)
 _SPLITS: tuple[str, ...] = get_args(Split)
 _TIMESTAMP_UNITS: tuple[str, ...] = get_args(TimestampUnit)
+_SCALE_DOWNS: tuple[str, ...] = get_args(ScaleDown)
 TRACE_FILE_FIELDS = ("timestamp_column", "input_tokens_column", "output_tokens_column", "timestamp_unit")
 """The fields of :class:`TraceSpec` that describe a file; their defaults are the bundled traces' own."""
 MAX_LOAD_SCALE = 100.0
 """Largest ``TraceSpec.load_scale``: every request replayed 100 times (the trace's requests are
 held in memory once per replay)."""
 
-T = TypeVar("T")
+_reject_unknown = reject_unknown
+_build = build_checked
+_replace_checked = replace_checked
 
-
-class ConfigError(ValueError):
-    """An invalid scenario configuration: the message names the field, the value and the fix."""
-
-
-def _is_number(value: object) -> bool:
-    # numbers.Real covers int, float and NumPy's integer and floating scalars; bools are not numbers here.
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_number(
-    owner: str,
-    name: str,
-    value: object,
-    *,
-    positive: bool = False,
-    non_negative: bool = False,
-    at_most: float | None = None,
-) -> float:
-    if not _is_number(value):
-        raise ConfigError(
-            f"{owner}.{name} must be a number, got {value!r} of type {type(value).__name__}; "
-            "pass an int or a float"
-        )
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except OverflowError:
-        raise ConfigError(
-            f"{owner}.{name} is too large to be a float, got {value!r}; pass a finite number"
-        ) from None
-    if not math.isfinite(number):
-        raise ConfigError(f"{owner}.{name} must be finite, got {number!r}; pass a finite number")
-    if positive and number <= 0.0:
-        raise ConfigError(f"{owner}.{name} must be > 0, got {number!r}; pass a positive value")
-    if non_negative and number < 0.0:
-        raise ConfigError(f"{owner}.{name} must be >= 0, got {number!r}; pass zero or more")
-    if at_most is not None and number > at_most:
-        raise ConfigError(f"{owner}.{name} must be <= {at_most:g}, got {number!r}; pass at most {at_most:g}")
-    return number
+__all__ = [
+    "AgentSpec",
+    "ConfigError",
+    "Deployment",
+    "RewardSpec",
+    "ScenarioConfig",
+    "TraceSpec",
+    "WorkloadSpec",
+]
 
 
 def _coerce_numbers(instance: object, owner: str, rules: Mapping[str, dict[str, Any]]) -> None:
     """Validate numeric fields of a frozen dataclass and store them as floats."""
     for name, rule in rules.items():
-        number = _check_number(owner, name, getattr(instance, name), **rule)
+        number = check_number(owner, name, getattr(instance, name), **rule)
         object.__setattr__(instance, name, number)
 
 
@@ -87,65 +72,26 @@ def _check_choice(owner: str, name: str, value: object, choices: Sequence[str]) 
         raise ConfigError(f"{owner}.{name} must be one of {list(choices)}, got {value!r}")
 
 
-def _reject_unknown(kind: str, known: set[str], given: Mapping[str, Any], where: str = "") -> None:
-    """Raise ``ConfigError`` naming the keys of ``given`` that are not fields of ``kind``."""
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise ConfigError(f"unknown {kind} field(s) {unknown}{where}; valid fields are {sorted(known)}")
-
-
-def _build(cls: type[T], data: object, where: str) -> T:
-    """``cls(**data)`` for a dataclass, with unknown and missing fields reported by name."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where} must be a mapping of {cls.__name__} fields, got {data!r}")
-    declared = fields(cls)  # type: ignore[arg-type]
-    _reject_unknown(cls.__name__, {f.name for f in declared}, data, f" in {where}")
-    required = {
-        f.name
-        for f in declared
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    }
-    missing = sorted(required - set(data))
-    if missing:
-        raise ConfigError(f"{where} lacks the required {cls.__name__} field(s) {missing}")
-    return cls(**data)
-
-
-def _replace_checked(instance: T, overrides: Mapping[str, Any]) -> T:
-    """``dataclasses.replace`` that rejects unknown fields with a helpful message."""
-    known = {f.name for f in fields(instance)}  # type: ignore[arg-type]
-    _reject_unknown(type(instance).__name__, known, overrides)
-    return dataclasses.replace(instance, **overrides)  # type: ignore[type-var]
-
-
 @dataclass(frozen=True)
 class AgentSpec:
-    """One agent of the multi-agent system: a model served on its own GPUs.
+    """One agent of the multi-agent system: a model served by replicas on whole GPUs.
 
-    Work of a request, in GPU-seconds at saturated (batched) throughput, is
-    ``input_tokens / prefill_tokens_per_s_per_gpu + output_tokens / decode_tokens_per_s_per_gpu``.
-    Its latency floor, which no number of GPUs removes, is
-    ``input_tokens / (prefill_tokens_per_s_per_gpu * min_gpus) + output_tokens * tpot_s``.
+    A replica is the agent's model on ``tensor_parallel`` GPUs of the scenario's GPU type, running a
+    continuous-batching engine (:mod:`gpu_alloc_env.serving`). The engine fields default to vLLM's
+    (``max_num_seqs`` and ``max_num_batched_tokens`` by GPU type, ``gpu_memory_utilization`` 0.9).
     """
 
     name: str
     role: Role
-    model_params_b: float
-    """Model size in billions of parameters (documentation and cold-start sizing)."""
-    min_gpus: float
-    """GPUs below which the weights and KV cache do not fit: the agent cannot serve at all."""
-    max_gpus: float
-    """GPUs beyond which more do not help; allocations are capped here."""
+    model: str | ModelSpec
+    """A catalogue model (:data:`gpu_alloc_env.serving.models.MODELS`), or a :class:`ModelSpec`
+    (or a mapping of its fields) describing any dense transformer."""
+    tensor_parallel: int
+    """GPUs per replica; the heads must split evenly over them."""
+    max_replicas: int
+    """Most replicas the agent may hold; allocations are capped here."""
     priority: float
     """QoS weight (> 0); larger is more important."""
-    prefill_tokens_per_s_per_gpu: float
-    """Prompt tokens processed per second per GPU."""
-    decode_tokens_per_s_per_gpu: float
-    """Output tokens generated per second per GPU at saturated batching."""
-    tpot_s: float
-    """Time per output token of a single request (batch 1): the decode latency floor."""
-    cold_start_s: float
-    """Seconds from GPUs being granted to serving (container start plus weight loading)."""
     request_slo_s: float
     """Latency objective of one request to this agent, arrival to completion."""
     input_tokens_mean: float
@@ -158,37 +104,59 @@ class AgentSpec:
     """Coefficient of variation of output tokens."""
     invoke_probability: float = 1.0
     """Specialists: probability that a task calls this agent. Ignored for the coordinator."""
+    dtype: Dtype = "bf16"
+    """Weights and KV cache in ``bf16`` or ``fp8``."""
+    gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
+    """Share of each GPU's memory the engine uses (weights, reserve and KV cache)."""
+    kv_reserve_gib: float = KV_RESERVE_GIB
+    """Memory per GPU kept out of the KV cache (activations, CUDA graphs, buffers)."""
+    max_num_seqs: int | None = None
+    """Most requests in a batch; ``None`` takes vLLM's default for the GPU."""
+    max_num_batched_tokens: int | None = None
+    """Tokens per iteration (chunked prefill budget); ``None`` takes vLLM's default for the GPU."""
 
     def __post_init__(self) -> None:
         owner = f"AgentSpec({self.name!r})"
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"AgentSpec.name must be a non-empty string, got {self.name!r}")
         _check_choice(owner, "role", self.role, _ROLES)
+        _check_choice(owner, "dtype", self.dtype, DTYPES)
+        object.__setattr__(self, "model", resolve_model(self.model))
+        object.__setattr__(
+            self, "tensor_parallel", check_int(owner, "tensor_parallel", self.tensor_parallel, minimum=1)
+        )
+        object.__setattr__(
+            self, "max_replicas", check_int(owner, "max_replicas", self.max_replicas, minimum=1)
+        )
+        for name in ("max_num_seqs", "max_num_batched_tokens"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, check_int(owner, name, getattr(self, name), minimum=1))
         _coerce_numbers(
             self,
             owner,
             {
-                "model_params_b": {"positive": True},
-                "min_gpus": {"positive": True},
-                "max_gpus": {"positive": True},
                 "priority": {"positive": True},
-                "prefill_tokens_per_s_per_gpu": {"positive": True},
-                "decode_tokens_per_s_per_gpu": {"positive": True},
-                "tpot_s": {"non_negative": True},
-                "cold_start_s": {"non_negative": True},
                 "request_slo_s": {"positive": True},
                 "input_tokens_mean": {"positive": True},
                 "input_tokens_cv": {"non_negative": True},
                 "output_tokens_mean": {"positive": True},
                 "output_tokens_cv": {"non_negative": True},
                 "invoke_probability": {"non_negative": True, "at_most": 1.0},
+                "gpu_memory_utilization": {"positive": True, "at_most": 1.0},
+                "kv_reserve_gib": {"non_negative": True},
             },
         )
-        if self.min_gpus > self.max_gpus:
-            raise ConfigError(
-                f"{owner}: min_gpus={self.min_gpus} is above max_gpus={self.max_gpus}; "
-                "set min_gpus <= max_gpus"
-            )
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        """The agent's model (``model`` resolved to a :class:`ModelSpec`)."""
+        assert isinstance(self.model, ModelSpec)
+        return self.model
+
+    @property
+    def max_gpus(self) -> int:
+        """GPUs of ``max_replicas`` replicas."""
+        return self.max_replicas * self.tensor_parallel
 
     def replace(self, **overrides: Any) -> AgentSpec:
         """A copy with some fields changed (validated; unknown fields are an error)."""
@@ -256,7 +224,7 @@ class TraceSpec:
                     "be ignored; these fields describe a file of your own (pass its path as source), "
                     "so leave them out for a bundled trace"
                 )
-        number = _check_number(owner, "train_fraction", self.train_fraction, positive=True)
+        number = check_number(owner, "train_fraction", self.train_fraction, positive=True)
         if number >= 1.0:
             raise ConfigError(
                 f"TraceSpec.train_fraction must be in (0, 1), got {number!r}; for example 0.7 trains "
@@ -399,26 +367,63 @@ class RewardSpec:
 
 
 @dataclass(frozen=True)
+class Deployment:
+    """What a scenario resolves to: the platform's terms and every agent's engine.
+
+    Fields left ``None`` in :class:`ScenarioConfig` take the platform's values here.
+    """
+
+    gpu: GpuSpec
+    platform: PlatformSpec
+    price_per_gpu_s: float
+    billing_increment_s: float
+    keep_alive_s: float
+    weight_source: str
+    engine_startup_s: float
+    engines: tuple[EngineSpec, ...]
+    """One per agent, in agent order."""
+
+
+@dataclass(frozen=True)
 class ScenarioConfig:
-    """A complete, validated scenario. Agent 0 is the coordinator; the rest are specialists."""
+    """A complete, validated scenario. Agent 0 is the coordinator; the rest are specialists.
+
+    GPUs come as whole replicas of each agent's model (``AgentSpec.tensor_parallel`` GPUs each) on one
+    GPU type, from a pool of ``capacity_gpus`` on a serverless ``platform``. The platform sets the
+    price, the billing increment, the keep-alive window and the cold-start tiers unless the fields
+    below override them (``None`` takes the platform's).
+    """
 
     name: str
     agents: tuple[AgentSpec, ...]
     workload: WorkloadSpec = field(default_factory=WorkloadSpec)
     reward: RewardSpec = field(default_factory=RewardSpec)
-    capacity_gpus: float = 16.0
-    """The platform quota: at most this many GPUs allocated at once."""
-    gpu_granularity: float = 0.125
-    """Smallest allocatable slice of a GPU (MIG-style eighths by default)."""
-    price_per_gpu_s: float = 0.001525
-    """Dollars per allocated GPU-second, billed idle or busy, loading included."""
+    gpu: str | GpuSpec = "h100-80gb"
+    """A catalogue GPU (:data:`gpu_alloc_env.serving.hardware.GPUS`) or a :class:`GpuSpec`."""
+    platform: str | PlatformSpec = "runpod"
+    """A catalogue platform (:data:`gpu_alloc_env.serving.platforms.PLATFORMS`) or a :class:`PlatformSpec`."""
+    capacity_gpus: int = 12
+    """The platform quota: at most this many GPUs held at once (starting, serving, draining or kept
+    alive)."""
+    price_per_gpu_s: float | None = None
+    """Dollars per GPU-second; ``None`` takes the platform's price for the GPU."""
+    billing_increment_s: float | None = None
+    """A replica's lifetime is billed rounded up to a multiple of this; ``None``: the platform's."""
+    keep_alive_s: float | None = None
+    """Seconds a released replica stays warm (billed, holding its GPUs) for reuse; ``None``: the
+    platform's idle timeout."""
+    weight_source: WeightSource | None = None
+    """Storage tier weights load from at a cold start (``remote``, ``ssd``, ``host_memory``);
+    ``None``: the platform's."""
+    engine_startup_s: float | None = None
+    """Engine start-up after the weights load; ``None``: the platform's."""
+    scale_down: ScaleDown = "drain"
+    """A busy replica taken away ``drain``s (stops admitting, finishes its requests, billed) or is
+    ``kill``ed (its requests go back to the front of the agent's queue and are recomputed)."""
     decision_interval_s: float = 1.0
     """Simulated seconds between allocation decisions."""
     episode_length_s: float = 600.0
     """Simulated span of an episode; it ends in truncation."""
-    keep_alive_s: float = 0.0
-    """After an agent is scaled to zero, its warm instance (min_gpus) stays loaded and billed
-    for this long; GPUs granted again within the window serve without a cold start."""
     task_slo_s: float = 60.0
     """End-to-end latency objective of a task."""
     rate_window_s: float = 10.0
@@ -438,16 +443,27 @@ class ScenarioConfig:
             raise ConfigError(f"{owner}.workload must be a WorkloadSpec, got {self.workload!r}")
         if not isinstance(self.reward, RewardSpec):
             raise ConfigError(f"{owner}.reward must be a RewardSpec, got {self.reward!r}")
+        object.__setattr__(self, "gpu", resolve_gpu(self.gpu))
+        object.__setattr__(self, "platform", resolve_platform(self.platform))
+        object.__setattr__(
+            self, "capacity_gpus", check_int(owner, "capacity_gpus", self.capacity_gpus, minimum=1)
+        )
+        _check_choice(owner, "scale_down", self.scale_down, _SCALE_DOWNS)
+        if self.weight_source is not None:
+            _check_choice(owner, "weight_source", self.weight_source, WEIGHT_SOURCES)
+        optional = {
+            "price_per_gpu_s": {"positive": True},
+            "billing_increment_s": {"positive": True},
+            "keep_alive_s": {"non_negative": True},
+            "engine_startup_s": {"non_negative": True},
+        }
+        _coerce_numbers(self, owner, {k: v for k, v in optional.items() if getattr(self, k) is not None})
         _coerce_numbers(
             self,
             owner,
             {
-                "capacity_gpus": {"positive": True},
-                "gpu_granularity": {"positive": True},
-                "price_per_gpu_s": {"positive": True},
                 "decision_interval_s": {"positive": True},
                 "episode_length_s": {"positive": True},
-                "keep_alive_s": {"non_negative": True},
                 "task_slo_s": {"positive": True},
                 "rate_window_s": {"positive": True},
             },
@@ -460,6 +476,70 @@ class ScenarioConfig:
                 f"TraceSpec.tokens_agent={trace.tokens_agent!r} is not an agent of this scenario; "
                 f"choose one of {[a.name for a in agents]}"
             )
+        object.__setattr__(self, "_deployment", self._resolve_deployment())
+
+    def _resolve_deployment(self) -> Deployment:
+        gpu = self.gpu_spec
+        platform = self.platform_spec
+        price = self.price_per_gpu_s if self.price_per_gpu_s is not None else platform.price_for(gpu.name)
+        source = self.weight_source if self.weight_source is not None else platform.weight_source
+        startup = self.engine_startup_s if self.engine_startup_s is not None else platform.engine_startup_s
+        engines = []
+        for agent in self.agents:
+            engine = build_engine(
+                owner=f"agent {agent.name!r}",
+                model=agent.model_spec,
+                gpu=gpu,
+                tensor_parallel=agent.tensor_parallel,
+                dtype=agent.dtype,
+                gpu_memory_utilization=agent.gpu_memory_utilization,
+                kv_reserve_gib=agent.kv_reserve_gib,
+                max_num_seqs=agent.max_num_seqs,
+                max_batched_tokens=agent.max_num_batched_tokens,
+                platform=platform,
+                weight_source=source,
+                engine_startup_s=startup,
+            )
+            mean_tokens = agent.input_tokens_mean + agent.output_tokens_mean
+            if engine.kv_capacity_tokens < mean_tokens:
+                raise ConfigError(
+                    f"agent {agent.name!r}: one replica's KV cache holds {engine.kv_capacity_tokens} tokens, "
+                    f"less than a mean request ({mean_tokens:.0f}); raise tensor_parallel, use "
+                    "dtype='fp8' or a GPU with more memory"
+                )
+            engines.append(engine)
+        return Deployment(
+            gpu=gpu,
+            platform=platform,
+            price_per_gpu_s=price,
+            billing_increment_s=(
+                self.billing_increment_s
+                if self.billing_increment_s is not None
+                else platform.billing_increment_s
+            ),
+            keep_alive_s=self.keep_alive_s if self.keep_alive_s is not None else platform.keep_alive_s,
+            weight_source=source,
+            engine_startup_s=startup,
+            engines=tuple(engines),
+        )
+
+    @property
+    def deployment(self) -> Deployment:
+        """The resolved platform terms and every agent's engine."""
+        deployment: Deployment = self.__dict__["_deployment"]
+        return deployment
+
+    @property
+    def gpu_spec(self) -> GpuSpec:
+        """The GPU type (``gpu`` resolved)."""
+        assert isinstance(self.gpu, GpuSpec)
+        return self.gpu
+
+    @property
+    def platform_spec(self) -> PlatformSpec:
+        """The platform (``platform`` resolved)."""
+        assert isinstance(self.platform, PlatformSpec)
+        return self.platform
 
     def _check_agents(self, agents: tuple[AgentSpec, ...]) -> None:
         if agents[0].role != "coordinator":
@@ -473,28 +553,11 @@ class ScenarioConfig:
         names = [a.name for a in agents]
         if len(set(names)) != len(names):
             raise ConfigError(f"agent names must be unique, got {names}")
-        grain = self.gpu_granularity
-        if self.capacity_gpus < grain:
-            raise ConfigError(
-                f"capacity_gpus={self.capacity_gpus} is below gpu_granularity={grain}; raise capacity_gpus"
-            )
-        if abs(self.capacity_gpus / grain - round(self.capacity_gpus / grain)) > 1e-9:
-            raise ConfigError(
-                f"capacity_gpus={self.capacity_gpus} is not a multiple of gpu_granularity={grain}; round "
-                "it to a multiple (only whole slices can be allocated)"
-            )
         for agent in agents:
-            for name in ("min_gpus", "max_gpus"):
-                value = getattr(agent, name)
-                if abs(value / grain - round(value / grain)) > 1e-9:
-                    raise ConfigError(
-                        f"agent {agent.name!r}: {name}={value} is not a multiple of "
-                        f"gpu_granularity={grain}; round it to a multiple"
-                    )
-            if agent.min_gpus > self.capacity_gpus:
+            if agent.tensor_parallel > self.capacity_gpus:
                 raise ConfigError(
-                    f"agent {agent.name!r}: min_gpus={agent.min_gpus} exceeds "
-                    f"capacity_gpus={self.capacity_gpus}; it could never be served"
+                    f"agent {agent.name!r}: one replica needs tensor_parallel={agent.tensor_parallel} GPUs, "
+                    f"more than capacity_gpus={self.capacity_gpus}; it could never be served"
                 )
 
     def _check_clock(self) -> None:
@@ -520,7 +583,7 @@ class ScenarioConfig:
     @property
     def reward_scale_usd(self) -> float:
         """Dollars of one decision interval of the whole pool (the reward's unit)."""
-        return self.capacity_gpus * self.price_per_gpu_s * self.decision_interval_s
+        return self.capacity_gpus * self.deployment.price_per_gpu_s * self.decision_interval_s
 
     def replace(self, **overrides: Any) -> ScenarioConfig:
         """A copy with fields overridden.

@@ -11,9 +11,8 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from gpu_alloc_env.config import ScenarioConfig
-from gpu_alloc_env.core.allocation import REPAIR_KINDS
 from gpu_alloc_env.core.metrics import episode_metrics
-from gpu_alloc_env.core.simulator import BatchSimulator, StepStats
+from gpu_alloc_env.core.simulator import REPAIR_KINDS, BatchSimulator, StepStats
 from gpu_alloc_env.observation import ObservationLayout
 from gpu_alloc_env.render import render_ansi, render_rgb
 from gpu_alloc_env.scenarios import make_scenario
@@ -49,49 +48,52 @@ def resolve_scenario(scenario: str | ScenarioConfig, overrides: dict[str, Any]) 
 
 
 class GpuAllocEnv(gym.Env[ObsType, ActType]):
-    """Allocate serverless GPUs among the agents of an LLM multi-agent system.
+    """Allocate serverless GPUs, in replicas, among the agents of an LLM multi-agent system.
 
     ## Description
     A coordinator LLM plans each user task, fans it out to the specialist LLMs it needs and
-    aggregates their answers; every agent is a model served on its own serverless GPUs. Every
-    ``decision_interval_s`` simulated seconds the agent decides how many GPUs each LLM agent holds.
-    GPUs newly granted to an agent load its weights first (a cold start, billed); every allocated
-    GPU-second is billed; an agent below its ``min_gpus`` cannot serve. Requests carry token
-    counts; latencies are measured per request and end to end per task. The physics and every
-    parameter are documented in ``docs/MODEL.md``.
+    aggregates their answers; every agent is a model served by replicas (its model on
+    ``tensor_parallel`` whole GPUs) on a serverless GPU platform. Every ``decision_interval_s``
+    simulated seconds the agent decides how many replicas each LLM agent holds. Each replica runs a
+    continuous-batching engine iteration by iteration, with a KV cache that limits its batch
+    (requests wait, or are preempted and recomputed, when it is full); a new replica serves only
+    after its cold start (container start, weight load from the platform's storage tier, engine
+    start-up), billed; a released replica stays warm for the platform's keep-alive window, billed
+    and holding its GPUs; every replica's lifetime is billed rounded up as the platform bills.
+    Requests carry token counts; TTFT, time per output token and latency are measured per request,
+    and latency end to end per task. The physics and every parameter are in ``docs/MODEL.md``.
 
     ## Action Space
-    ``Box(0, max_gpus, (N,), float32)``: the GPUs desired for each agent, in agent order (agent 0
-    is the coordinator). Any finite action is made feasible: clipped to ``[0, max_gpus]``, rounded to
-    ``gpu_granularity``, raised to ``min_gpus`` from at least half of it and dropped to 0 below, and,
-    if the total exceeds ``capacity_gpus``, cut (minimums kept in priority order, the rest shared in
-    proportion to what was asked above them). ``info["repairs"]`` says which agents each repair
-    touched; ``info["action_repair_gpus"]`` is the L1 distance from the request. An action of the
-    wrong shape, or with NaN or infinity, raises ``ValueError``.
+    ``Box(0, max_replicas, (N,), float32)``: the replicas desired for each agent, in agent order
+    (agent 0 is the coordinator). Any finite action is made feasible: clipped to
+    ``[0, max_replicas]`` and rounded to whole replicas; if the pool cannot hold them, scale-ups are
+    cut (one replica first for each agent that has none, highest priority first, then one at a time
+    in priority order; other agents' kept-alive replicas are stopped to make room first).
+    ``info["repairs"]`` says which agents each repair touched; ``info["action_repair_replicas"]``
+    is the L1 distance from the request. An action of the wrong shape, or with NaN or infinity,
+    raises ``ValueError``.
 
     ## Observation Space
-    ``Box(low, high, (12 N + 5,), float32)``, twelve features per agent then five global ones;
+    ``Box(low, high, (13 N + 5,), float32)``, thirteen features per agent then five global ones;
     unbounded counts are squashed as ``x / (x + scale)`` (invertible:
     :meth:`ObservationLayout.decode` reads them back in natural units).
 
-    | Index          | Observation                                                   | Min | Max |
-    |----------------|---------------------------------------------------------------|-----|-----|
-    | 12 n + 0       | requests queued or in service, scale 10                       | 0   | 1   |
-    | 12 n + 1       | queued work in GPU-seconds, scale ``max_gpus``                | 0   | 1   |
-    | 12 n + 2       | demand: recent work arrival rate in GPUs, scale ``max_gpus``  | 0   | 1   |
-    | 12 n + 3       | recent request arrival rate, scale 1 request/s                | 0   | 1   |
-    | 12 n + 4       | allocated GPUs / capacity                                     | 0   | 1   |
-    | 12 n + 5       | warm GPUs / capacity                                          | 0   | 1   |
-    | 12 n + 6       | loading GPUs (cold start under way) / capacity                | 0   | 1   |
-    | 12 n + 7       | kept-alive GPUs / capacity                                    | 0   | 1   |
-    | 12 n + 8       | ``min_gpus`` / capacity                                       | 0   | 1   |
-    | 12 n + 9       | min(``max_gpus``, capacity) / capacity                        | 0   | 1   |
-    | 12 n + 10      | priority / largest priority                                   | 0   | 1   |
-    | 12 n + 11      | SLO pressure: oldest request's age / ``request_slo_s``, scale 1 | 0 | 1   |
-    | 12 N + 0       | free GPUs / capacity                                          | 0   | 1   |
-    | 12 N + 1       | episode progress                                              | 0   | 1   |
-    | 12 N + 2, + 3  | sin, cos of the diurnal phase (0 for other workloads)         | -1  | 1   |
-    | 12 N + 4       | tasks in flight, scale 100                                    | 0   | 1   |
+    | Index          | Observation                                                        | Min | Max |
+    |----------------|--------------------------------------------------------------------|-----|-----|
+    | 13 n + 0       | requests waiting in the agent's queue, scale 10                    | 0   | 1   |
+    | 13 n + 1       | requests in its replicas' batches, scale 32                        | 0   | 1   |
+    | 13 n + 2       | recent request arrival rate, scale 1 request/s                     | 0   | 1   |
+    | 13 n + 3 ... 6 | GPUs of serving, starting, draining, kept-alive replicas / capacity | 0   | 1   |
+    | 13 n + 7       | KV-cache use of its serving and draining replicas                  | 0   | 1   |
+    | 13 n + 8       | recent preemption rate, scale 1 per s                              | 0   | 1   |
+    | 13 n + 9       | ``tensor_parallel`` / capacity                                     | 0   | 1   |
+    | 13 n + 10      | min(``max_replicas`` x ``tensor_parallel``, capacity) / capacity    | 0   | 1   |
+    | 13 n + 11      | priority / largest priority                                        | 0   | 1   |
+    | 13 n + 12      | SLO pressure: head-of-queue age / ``request_slo_s``, scale 1       | 0   | 1   |
+    | 13 N + 0       | free GPUs / capacity                                               | 0   | 1   |
+    | 13 N + 1       | episode progress                                                   | 0   | 1   |
+    | 13 N + 2, + 3  | sin, cos of the diurnal phase (0 for other workloads)              | -1  | 1   |
+    | 13 N + 4       | tasks in flight, scale 100                                         | 0   | 1   |
 
     "Recent" rates are exponentially weighted with time constant ``rate_window_s``.
 
@@ -114,27 +116,35 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
     ## Info
     Every step: ``reward_components``, ``metrics`` (the interval's additive quantities: tasks
     arrived, completed and in flight, the sum of completed tasks' latencies, SLO misses, delay,
-    requests and output tokens completed, dollars, busy and billed GPU-seconds, allocated share of
-    capacity, cold starts, queue lengths; ratios are left to the episode metrics so that no step
-    reports NaN), ``allocation_gpus`` (the feasible allocation applied), ``requested_gpus``,
-    ``repairs`` and ``action_repair_gpus``.
+    requests arrived and completed, output tokens, dollars, busy and billed GPU-seconds, allocated
+    share of capacity, cold starts, preemptions, re-queued, truncated and evicted counts, queued and
+    running requests per agent), ``replicas`` (the replicas starting or serving after the
+    allocation), ``requested_replicas``, ``repairs`` and ``action_repair_replicas``.
 
     ## Arguments
     | Argument        | Default   | Meaning                                                   |
     |-----------------|-----------|-----------------------------------------------------------|
-    | ``scenario``    | "paper"   | preset (``paper``, ``bursty``, ``diurnal``) or a config   |
+    | ``scenario``    | "paper"   | preset name (``gpu_alloc_env.SCENARIOS``) or a config     |
     | ``render_mode`` | None      | ``"ansi"`` (text table) or ``"rgb_array"`` (picture)      |
-    | ``**overrides`` |           | ``ScenarioConfig`` fields; ``workload``, ``reward`` and   |
-    |                 |           | ``agents`` also take mappings of their own fields         |
+    | ``**overrides`` |           | ``ScenarioConfig`` fields; ``workload``, ``reward``, ``gpu``, |
+    |                 |           | ``platform`` and ``agents`` also take mappings of fields  |
 
     ```python
     import gymnasium as gym
     import gpu_alloc_env  # registers the environments
-    env = gym.make("GpuAlloc-v0", capacity_gpus=16, workload={"task_rate_tps": 4.0})
+    env = gym.make("GpuAlloc-v1", capacity_gpus=24, workload={"task_rate_tps": 5.0})
     ```
 
     ## Version History
-    * v0: initial release.
+    * v1: serving physics. Agents hold whole replicas of their model on ``tensor_parallel`` GPUs;
+      each replica runs iteration-level continuous batching with chunked prefill and a KV cache
+      (admission, preemption and recomputation), with iteration times from a roofline fitted to
+      profiled hardware; cold starts are container start + weight load from a storage tier +
+      engine start-up; scale-downs drain or kill; keep-alive holds whole replicas, counted against
+      the capacity; billing rounds each replica's lifetime up as the platform does. The action is
+      replicas per agent; the observation gains batch, KV-cache, preemption and replica-state
+      features. v0 and its fluid queue are removed.
+    * v0: initial release (fluid FIFO service on fractional GPUs).
     """
 
     metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
@@ -155,8 +165,8 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
         self.sim = BatchSimulator(self.config, batch_size=1)
         self.layout = ObservationLayout(self.config)
         n = self.config.num_agents
-        max_gpus = np.array([a.max_gpus for a in self.config.agents], dtype=np.float32)
-        self.action_space = spaces.Box(low=np.zeros(n, np.float32), high=max_gpus, dtype=np.float32)
+        max_replicas = np.array([a.max_replicas for a in self.config.agents], dtype=np.float32)
+        self.action_space = spaces.Box(low=np.zeros(n, np.float32), high=max_replicas, dtype=np.float32)
         low, high = self.layout.bounds()
         self.observation_space = spaces.Box(low=low, high=high, dtype=np.float32)
         self._history: deque[NDArray[np.float64]] = deque(maxlen=392)
@@ -170,32 +180,32 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
         self.sim.reset_env(0, self.np_random)
         self._history.clear()
         self._reset_done = True
-        return self.layout.encode(self.sim)[0], {"time_s": 0.0}
+        return self.layout.encode(self.sim.view(copy=False))[0], {"time_s": 0.0}
 
     def _validate_action(self, action: ActType) -> NDArray[np.float64]:
         raw = np.asarray(action)
         if raw.dtype.kind not in "iuf":
             raise ValueError(
-                f"action {raw.tolist()!r} has dtype {raw.dtype}; pass real GPU counts (an int or float "
+                f"action {raw.tolist()!r} has dtype {raw.dtype}; pass real replica counts (an int or float "
                 "array), not strings, booleans or complex numbers"
             )
-        # A copy, so that info["requested_gpus"] keeps what was asked if the caller reuses its array.
+        # A copy, so that info["requested_replicas"] keeps what was asked if the caller reuses its array.
         array = np.array(raw, dtype=np.float64)
         n = self.config.num_agents
         if array.shape != (n,):
             raise ValueError(
-                f"action has shape {array.shape}, expected ({n},): one desired GPU count per agent "
+                f"action has shape {array.shape}, expected ({n},): one desired replica count per agent "
                 f"{[a.name for a in self.config.agents]}"
             )
         if not np.all(np.isfinite(array)):
             raise ValueError(
-                f"action {array.tolist()} contains NaN or infinity; pass finite GPU counts "
+                f"action {array.tolist()} contains NaN or infinity; pass finite replica counts "
                 "(check the policy's output)"
             )
         return array
 
     def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Apply the desired allocation for one decision interval."""
+        """Apply the desired replicas for one decision interval."""
         if not self._reset_done:
             raise RuntimeError("call reset() before step()")
         desired = self._validate_action(action)
@@ -208,8 +218,8 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
             info["episode_metrics"] = episode_metrics(self.sim, 0)
             self._reset_done = False
         if self.render_mode == "rgb_array":
-            self._history.append(stats.alloc_slices[0] * self.config.gpu_granularity)
-        return self.layout.encode(self.sim)[0], reward, False, truncated, info
+            self._history.append(stats.replicas[0] * self.sim.gpus_per_replica)
+        return self.layout.encode(self.sim.view(copy=False))[0], reward, False, truncated, info
 
     def _reward_components(self, stats: StepStats) -> dict[str, float]:
         return {name: float(value[0]) for name, value in reward_components(self.config, stats).items()}
@@ -217,32 +227,37 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
     def _step_info(
         self, stats: StepStats, desired: NDArray[np.float64], components: dict[str, float]
     ) -> dict[str, Any]:
-        completed = int(stats.tasks_completed[0])
-        alloc_gpu_s = float(stats.alloc_gpu_s[0].sum())
+        billed_gpu_s = float(stats.billed_gpu_s[0].sum())
         metrics = {
             "time_s": float(self.sim.time_s[0]),
             "tasks_arrived": int(stats.tasks_arrived[0]),
-            "tasks_completed": completed,
+            "tasks_completed": int(stats.tasks_completed[0]),
             "tasks_in_flight": int(self.sim.tasks_in_flight[0]),
             "task_latency_sum_s": float(stats.task_latency_sum_s[0]),
             "slo_misses": int(stats.slo_misses[0]),
             "delay_task_s": float(stats.delay_task_s[0]),
+            "requests_arrived": int(stats.requests_arrived[0].sum()),
             "requests_completed": int(stats.requests_completed[0].sum()),
             "output_tokens": float(stats.output_tokens[0]),
             "cost_usd": float(stats.cost_usd[0]),
             "busy_gpu_s": float(stats.busy_gpu_s[0].sum()),
-            "alloc_gpu_s": alloc_gpu_s,
-            "allocated_share": alloc_gpu_s / (self.config.capacity_gpus * self.config.decision_interval_s),
+            "billed_gpu_s": billed_gpu_s,
+            "allocated_share": billed_gpu_s / (self.config.capacity_gpus * self.config.decision_interval_s),
             "cold_starts": int(stats.cold_starts[0].sum()),
-            "queue_requests": self.sim.queues.length[0].copy(),
+            "preemptions": int(stats.preemptions[0].sum()),
+            "requeued_requests": int(stats.requeued[0].sum()),
+            "truncated_requests": int(stats.truncated[0].sum()),
+            "evicted_replicas": int(stats.evicted[0].sum()),
+            "queued_requests": self.sim.queued[0].copy(),
+            "running_requests": self.sim.running[0].copy(),
         }
         return {
             "reward_components": components,
             "metrics": metrics,
-            "allocation_gpus": stats.alloc_slices[0] * self.config.gpu_granularity,
-            "requested_gpus": desired,
+            "replicas": stats.replicas[0].copy(),
+            "requested_replicas": desired,
             "repairs": {kind: stats.repairs[kind][0].copy() for kind in REPAIR_KINDS},
-            "action_repair_gpus": float(stats.repair_gpus[0]),
+            "action_repair_replicas": float(stats.repair_replicas[0]),
         }
 
     def render(self) -> str | NDArray[np.uint8] | None:

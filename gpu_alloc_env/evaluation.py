@@ -39,9 +39,9 @@ SUMMARY_METRICS: tuple[str, ...] = (
 class EpisodeResult:
     """One policy's episode on one seed.
 
-    With ``record``, :func:`run_episode` also keeps ``allocation_gpus``, the (steps, N) allocation
-    applied at every step, and ``task_latencies_s``, every task's latency (in-flight tasks at their
-    age at the end).
+    With ``record``, :func:`run_episode` also keeps ``allocation_gpus``, the (steps, N) GPUs of the
+    replicas starting or serving after every step's allocation, and ``task_latencies_s``, every
+    task's latency (in-flight tasks at their age at the end).
     """
 
     policy: str
@@ -84,7 +84,7 @@ def run_episode(
         total += float(reward)
         steps += 1
         if record:
-            allocations.append(info["allocation_gpus"])
+            allocations.append(info["replicas"] * env.sim.gpus_per_replica)
         if terminated or truncated:
             if not record:
                 return EpisodeResult(name, seed, total, steps, info["episode_metrics"])

@@ -1,4 +1,4 @@
-"""The normalised observation: its layout, its encoding from the simulator and its exact decoding.
+"""The normalised observation: its layout, its encoding from the simulator's view and its decoding.
 
 Unbounded quantities ``x`` are squashed as ``x / (x + scale)`` into ``[0, 1)``, which keeps them
 invertible (``x = scale * y / (1 - y)``); fractions of the capacity are already in ``[0, 1]``. A
@@ -7,35 +7,35 @@ fixed policy can therefore read the observation back in natural units with :meth
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from gpu_alloc_env.config import ScenarioConfig
-from gpu_alloc_env.core.simulator import BatchSimulator
+from gpu_alloc_env.core.simulator import SimView
 
 FloatArray = NDArray[np.float64]
 
 AGENT_FEATURES: tuple[tuple[str, str], ...] = (
-    ("queue", "requests queued or in service, squashed with scale 10 requests"),
-    ("queued_work", "remaining queued work, squashed with scale max_gpus GPU-seconds"),
-    ("demand", "recent work arrival rate in GPUs (GPU-s per s), squashed with scale max_gpus"),
+    ("queued", "requests waiting in the agent's queue, squashed with scale 10"),
+    ("running", "requests in its replicas' batches, squashed with scale 32"),
     ("arrival_rate", "recent request arrival rate, squashed with scale 1 request/s"),
-    ("alloc", "allocated GPUs (warm and loading) / capacity_gpus"),
-    ("warm", "warm (serving) GPUs / capacity_gpus"),
-    ("loading", "GPUs still in their cold start / capacity_gpus"),
-    ("kept_alive", "kept-alive GPUs after scale-to-zero / capacity_gpus"),
-    ("min", "min_gpus / capacity_gpus"),
-    ("max", "min(max_gpus, capacity_gpus) / capacity_gpus"),
+    ("active", "GPUs of serving replicas / capacity_gpus"),
+    ("starting", "GPUs of replicas in their cold start / capacity_gpus"),
+    ("draining", "GPUs of draining replicas / capacity_gpus"),
+    ("kept_alive", "GPUs of kept-alive (idle, warm) replicas / capacity_gpus"),
+    ("kv_use", "KV-cache blocks in use / blocks of its serving and draining replicas (0 without)"),
+    ("preemption_rate", "recent preemption rate, squashed with scale 1 per s"),
+    ("replica_gpus", "tensor_parallel / capacity_gpus"),
+    ("max", "min(max_replicas x tensor_parallel, capacity_gpus) / capacity_gpus"),
     ("priority", "priority / the largest priority"),
-    ("slo_pressure", "age of the oldest request / request_slo_s, squashed with scale 1"),
+    ("slo_pressure", "age of the request at the head of the queue / request_slo_s, squashed with scale 1"),
 )
 """Per-agent features, in order, with their meaning."""
 
 GLOBAL_FEATURES: tuple[tuple[str, str], ...] = (
-    ("free", "unallocated GPUs / capacity_gpus"),
+    ("free", "GPUs held by no replica / capacity_gpus"),
     ("progress", "elapsed time / episode_length_s"),
     ("phase_sin", "sin of the diurnal phase (0 for other patterns)"),
     ("phase_cos", "cos of the diurnal phase (0 for other patterns)"),
@@ -44,9 +44,13 @@ GLOBAL_FEATURES: tuple[tuple[str, str], ...] = (
 """Global features, after the per-agent block, in order."""
 
 QUEUE_SCALE = 10.0
+RUNNING_SCALE = 32.0
 RATE_SCALE_RPS = 1.0
 IN_FLIGHT_SCALE = 100.0
 _SIGNED = {"phase_sin", "phase_cos"}
+_SQUASHED = [0, 1, 2, 8, 12]
+"""Per-agent features squashed with a scale: queued, running, arrival rate, preemption rate, SLO pressure."""
+_SQUASH_SCALES = np.array([QUEUE_SCALE, RUNNING_SCALE, RATE_SCALE_RPS, RATE_SCALE_RPS, 1.0])
 
 
 def squash(x: FloatArray, scale: FloatArray | float) -> FloatArray:
@@ -56,29 +60,42 @@ def squash(x: FloatArray, scale: FloatArray | float) -> FloatArray:
 
 def unsquash(y: FloatArray, scale: FloatArray | float) -> FloatArray:
     """Inverse of :func:`squash`."""
-    y = np.clip(y, 0.0, 1.0 - 1e-7)
-    return scale * y / (1.0 - y)
+    y = np.minimum(np.maximum(y, 0.0), 1.0 - 1e-7)
+    x: FloatArray = scale * y / (1.0 - y)
+    return x
 
 
 @dataclass(frozen=True)
 class DecodedObservation:
-    """An observation in natural units; per-agent fields are (B, N), global ones (B,)."""
+    """An observation in natural units; per-agent fields are (B, N), global ones (B,).
 
-    queue_requests: FloatArray
-    queued_work_gpu_s: FloatArray
-    demand_gpus: FloatArray
+    Replica counts are read back from GPU fractions, so they are whole numbers up to float32
+    rounding.
+    """
+
+    queued: FloatArray
+    running: FloatArray
     arrival_rate_rps: FloatArray
-    alloc_gpus: FloatArray
-    warm_gpus: FloatArray
-    loading_gpus: FloatArray
-    kept_alive_gpus: FloatArray
+    active_replicas: FloatArray
+    starting_replicas: FloatArray
+    draining_replicas: FloatArray
+    kept_alive_replicas: FloatArray
+    kv_use: FloatArray
+    preemption_rps: FloatArray
     oldest_wait_s: FloatArray
+    free_gpus: FloatArray
     time_s: FloatArray
     tasks_in_flight: FloatArray
 
+    @property
+    def replicas(self) -> FloatArray:
+        """(B, N) replicas starting or serving: what the last allocation holds."""
+        held: FloatArray = self.active_replicas + self.starting_replicas
+        return held
+
 
 class ObservationLayout:
-    """Encodes a :class:`BatchSimulator`'s state into float32 vectors, and decodes them.
+    """Encodes a :class:`SimView` into float32 vectors, and decodes them.
 
     The vector holds ``len(AGENT_FEATURES)`` features for agent 0, then for agent 1, and so on,
     followed by the ``GLOBAL_FEATURES``.
@@ -88,12 +105,21 @@ class ObservationLayout:
         self.config = config
         agents = config.agents
         self.num_agents = len(agents)
-        self.capacity_gpus = config.capacity_gpus
-        self.max_gpus = np.array([a.max_gpus for a in agents])
-        self.min_gpus = np.array([a.min_gpus for a in agents])
+        self.capacity_gpus = float(config.capacity_gpus)
+        self.gpus_per_replica = np.array([a.tensor_parallel for a in agents], dtype=np.float64)
+        self.max_gpus = np.array([a.max_gpus for a in agents], dtype=np.float64)
         self.priority = np.array([a.priority for a in agents])
         self.request_slo_s = np.array([a.request_slo_s for a in agents])
         self.size = self.num_agents * len(AGENT_FEATURES) + len(GLOBAL_FEATURES)
+        self._static = np.stack(
+            [
+                self.gpus_per_replica / self.capacity_gpus,
+                np.minimum(self.max_gpus, self.capacity_gpus) / self.capacity_gpus,
+                self.priority / self.priority.max(),
+            ],
+            axis=1,
+        )
+        """(N, 3) the features that do not change: replica size, largest holding, priority."""
 
     def names(self) -> list[str]:
         """Name of every element, ``agent.feature`` then ``feature`` for global ones."""
@@ -110,51 +136,39 @@ class ObservationLayout:
                 low[offset + i] = -1.0
         return low, high
 
-    def encode(self, sim: BatchSimulator) -> NDArray[np.float32]:
-        """(B, size) observation of every environment of ``sim``."""
+    def encode(self, view: SimView) -> NDArray[np.float32]:
+        """(B, size) observation of every environment of ``view``."""
         cfg = self.config
         cap = self.capacity_gpus
-        grain = cfg.gpu_granularity
-        b = sim.batch_size
-        alloc = sim.alloc_slices * grain
-        wait = sim.oldest_wait_s()
-        per_agent = np.stack(
-            [
-                squash(sim.queues.length.astype(np.float64), QUEUE_SCALE),
-                squash(sim.queued_work_gpu_s(), self.max_gpus),
-                squash(sim.arrival_work_gpu, self.max_gpus),
-                squash(sim.arrival_rps, RATE_SCALE_RPS),
-                alloc / cap,
-                sim.warm_slices * grain / cap,
-                sim.loading_slices * grain / cap,
-                sim.parked_slices * grain / cap,
-                np.broadcast_to(self.min_gpus / cap, (b, self.num_agents)),
-                np.broadcast_to(np.minimum(self.max_gpus, cap) / cap, (b, self.num_agents)),
-                np.broadcast_to(self.priority / self.priority.max(), (b, self.num_agents)),
-                squash(wait / self.request_slo_s, 1.0),
-            ],
-            axis=2,
-        ).reshape(b, -1)
-        time_s = sim.time_s
-        phase_sin = np.zeros(b)
-        phase_cos = np.zeros(b)
-        if cfg.workload.pattern == "diurnal":
-            for e, stream in enumerate(sim.streams):
-                if stream is not None:
-                    angle = 2.0 * math.pi * time_s[e] / cfg.workload.diurnal_period_s
-                    angle += stream.phase_rad
-                    phase_sin[e], phase_cos[e] = math.sin(angle), math.cos(angle)
-        glob = np.stack(
-            [
-                np.clip(1.0 - alloc.sum(axis=1) / cap, 0.0, 1.0),
-                np.clip(time_s / cfg.episode_length_s, 0.0, 1.0),
-                phase_sin,
-                phase_cos,
-                squash(sim.tasks_in_flight.astype(np.float64), IN_FLIGHT_SCALE),
-            ],
-            axis=1,
+        size = self.gpus_per_replica
+        b = view.time_s.shape[0]
+        n = self.num_agents
+        out = np.empty((b, self.size), dtype=np.float32)
+        agent = out[:, : n * len(AGENT_FEATURES)].reshape(b, n, len(AGENT_FEATURES))
+        kv_total = view.kv_total_blocks.astype(np.float64)
+        agent[:, :, 0] = squash(view.queued.astype(np.float64), QUEUE_SCALE)
+        agent[:, :, 1] = squash(view.running.astype(np.float64), RUNNING_SCALE)
+        agent[:, :, 2] = squash(view.arrival_rps, RATE_SCALE_RPS)
+        agent[:, :, 3] = view.active * size / cap
+        agent[:, :, 4] = view.starting * size / cap
+        agent[:, :, 5] = view.draining * size / cap
+        agent[:, :, 6] = view.kept_alive * size / cap
+        agent[:, :, 7] = np.divide(
+            view.kv_used_blocks, kv_total, out=np.zeros_like(kv_total), where=kv_total > 0
         )
-        return np.concatenate([per_agent, glob], axis=1).astype(np.float32)
+        agent[:, :, 8] = squash(view.preemption_rps, RATE_SCALE_RPS)
+        agent[:, :, 9:12] = self._static
+        agent[:, :, 12] = squash(view.oldest_wait_s / self.request_slo_s, 1.0)
+        glob = out[:, n * len(AGENT_FEATURES) :]
+        glob[:, 0] = np.clip(1.0 - view.held_gpus / cap, 0.0, 1.0)
+        glob[:, 1] = np.clip(view.time_s / cfg.episode_length_s, 0.0, 1.0)
+        if cfg.workload.pattern == "diurnal":
+            glob[:, 2] = np.sin(view.diurnal_phase_rad)
+            glob[:, 3] = np.cos(view.diurnal_phase_rad)
+        else:
+            glob[:, 2:4] = 0.0
+        glob[:, 4] = squash(view.tasks_in_flight.astype(np.float64), IN_FLIGHT_SCALE)
+        return out
 
     def decode(self, observation: NDArray[np.floating]) -> DecodedObservation:
         """Natural units of a (size,) or (B, size) observation."""
@@ -170,16 +184,20 @@ class ObservationLayout:
         agent = obs[:, : n * f].reshape(-1, n, f)
         glob = obs[:, n * f :]
         cap = self.capacity_gpus
+        counts = unsquash(agent[:, :, _SQUASHED], _SQUASH_SCALES)
+        replicas = np.rint(agent[:, :, 3:7] * cap / self.gpus_per_replica[None, :, None])
         return DecodedObservation(
-            queue_requests=unsquash(agent[:, :, 0], QUEUE_SCALE),
-            queued_work_gpu_s=unsquash(agent[:, :, 1], self.max_gpus),
-            demand_gpus=unsquash(agent[:, :, 2], self.max_gpus),
-            arrival_rate_rps=unsquash(agent[:, :, 3], RATE_SCALE_RPS),
-            alloc_gpus=agent[:, :, 4] * cap,
-            warm_gpus=agent[:, :, 5] * cap,
-            loading_gpus=agent[:, :, 6] * cap,
-            kept_alive_gpus=agent[:, :, 7] * cap,
-            oldest_wait_s=unsquash(agent[:, :, 11], 1.0) * self.request_slo_s,
+            queued=counts[:, :, 0],
+            running=counts[:, :, 1],
+            arrival_rate_rps=counts[:, :, 2],
+            active_replicas=replicas[:, :, 0],
+            starting_replicas=replicas[:, :, 1],
+            draining_replicas=replicas[:, :, 2],
+            kept_alive_replicas=replicas[:, :, 3],
+            kv_use=agent[:, :, 7],
+            preemption_rps=counts[:, :, 3],
+            oldest_wait_s=counts[:, :, 4] * self.request_slo_s,
+            free_gpus=glob[:, 0] * cap,
             time_s=glob[:, 1] * self.config.episode_length_s,
             tasks_in_flight=unsquash(glob[:, 4], IN_FLIGHT_SCALE),
         )

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.core.allocation import priority_order
 from gpu_alloc_env.observation import DecodedObservation, ObservationLayout
 
 
@@ -46,15 +47,15 @@ class FixedPolicy(ABC):
     def __init__(self, config: ScenarioConfig) -> None:
         self.config = config
         self.layout = ObservationLayout(config)
-        self.capacity_gpus = config.capacity_gpus
-        self.grain_gpus = config.gpu_granularity
-        self.min_gpus = np.array([a.min_gpus for a in config.agents])
-        self.max_gpus = np.array([a.max_gpus for a in config.agents])
+        self.capacity_gpus = float(config.capacity_gpus)
+        self.gpus_per_replica = np.array([a.tensor_parallel for a in config.agents], dtype=np.int64)
+        self.max_replicas = np.array([a.max_replicas for a in config.agents], dtype=np.float64)
         self.priority = np.array([a.priority for a in config.agents])
+        self.order = priority_order(self.priority)
 
     @abstractmethod
     def allocate(self, obs: DecodedObservation) -> NDArray[np.float64]:
-        """(B, N) desired GPUs for a batch of decoded observations."""
+        """(B, N) desired replicas for a batch of decoded observations."""
 
     def predict(
         self,
@@ -63,7 +64,7 @@ class FixedPolicy(ABC):
         episode_start: NDArray[np.bool_] | None = None,
         deterministic: bool = True,
     ) -> tuple[NDArray[np.float32], tuple[NDArray[Any], ...] | None]:
-        """Desired GPUs per agent: (N,) for one observation, (B, N) for a batch."""
+        """Desired replicas per agent: (N,) for one observation, (B, N) for a batch."""
         obs = np.asarray(observation)
         action = self.allocate(self.layout.decode(obs)).astype(np.float32)
         return (action[0] if obs.ndim == 1 else action), state

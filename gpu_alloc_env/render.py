@@ -1,9 +1,10 @@
 """Rendering of one environment: a text table (``ansi``) and a picture (``rgb_array``).
 
-The picture has one group of bars per agent (left: warm GPUs in green, loading GPUs in orange,
-kept-alive GPUs in grey, against the capacity, with a dark tick at ``max_gpus``; right: the queue
-in blue, squashed so that 10 requests fill half the height) above a strip of recent allocations,
-one row per agent, brighter for more GPUs. It is drawn with NumPy alone.
+The picture has one group of bars per agent (left: GPUs of serving replicas in green, starting
+ones in orange, draining ones in purple, kept-alive ones in grey, against the capacity, with a dark
+tick at ``max_replicas`` replicas; right: the queue in blue, squashed so that 10 requests fill half
+the height) above a strip of recent allocations, one row per agent, brighter for more GPUs. It is
+drawn with NumPy alone.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from gpu_alloc_env.core.simulator import BatchSimulator
 
 WARM_RGB = (46, 160, 67)
 LOADING_RGB = (240, 150, 40)
+DRAINING_RGB = (150, 90, 190)
 KEPT_ALIVE_RGB = (150, 150, 150)
 QUEUE_RGB = (50, 110, 220)
 BACKGROUND_RGB = (250, 250, 250)
@@ -29,26 +31,23 @@ HISTORY_ROWS_PX = 12
 
 
 def render_ansi(sim: BatchSimulator, env: int = 0) -> str:
-    """A text table of the allocation and queues of environment ``env``."""
+    """A text table of the replicas, queues, batches and KV-cache use of environment ``env``."""
     config = sim.config
-    grain = config.gpu_granularity
+    view = sim.view()
     lines = [
-        f"t={sim.time_s[env]:8.1f} s  capacity={config.capacity_gpus:g} GPUs  "
-        f"allocated={sim.alloc_slices[env].sum() * grain:g}  "
+        f"t={sim.time_s[env]:8.1f} s  capacity={config.capacity_gpus} GPUs  held={int(view.held_gpus[env])}  "
         f"tasks in flight={int(sim.tasks_in_flight[env])}  completed={int(sim.tasks_completed[env])}",
-        f"{'agent':<14}{'alloc':>7}{'warm':>7}{'load':>7}{'kept':>7}{'queue':>7}{'work s':>9}{'demand':>8}",
+        f"{'agent':<14}{'serve':>6}{'start':>6}{'drain':>6}{'kept':>6}"
+        f"{'queue':>7}{'batch':>7}{'kv %':>6}{'req/s':>7}",
     ]
-    work = sim.queued_work_gpu_s()[env]
     for n, agent in enumerate(config.agents):
+        total = view.kv_total_blocks[env, n]
+        kv = 100.0 * view.kv_used_blocks[env, n] / total if total else 0.0
         lines.append(
             f"{agent.name[:13]:<14}"
-            f"{sim.alloc_slices[env, n] * grain:7.3g}"
-            f"{sim.warm_slices[env, n] * grain:7.3g}"
-            f"{sim.loading_slices[env, n] * grain:7.3g}"
-            f"{sim.parked_slices[env, n] * grain:7.3g}"
-            f"{int(sim.queues.length[env, n]):7d}"
-            f"{work[n]:9.2f}"
-            f"{sim.arrival_work_gpu[env, n]:8.2f}"
+            f"{view.active[env, n]:6d}{view.starting[env, n]:6d}"
+            f"{view.draining[env, n]:6d}{view.kept_alive[env, n]:6d}"
+            f"{view.queued[env, n]:7d}{view.running[env, n]:7d}{kv:6.0f}{view.arrival_rps[env, n]:7.2f}"
         )
     return "\n".join(lines) + "\n"
 
@@ -74,8 +73,9 @@ def render_rgb(
     """
     config: ScenarioConfig = sim.config
     n = sim.num_agents
-    grain = config.gpu_granularity
     cap = config.capacity_gpus
+    view = sim.view()
+    size = sim.gpus_per_replica
     image = np.empty((IMAGE_HEIGHT, IMAGE_WIDTH, 3), dtype=np.uint8)
     image[:] = BACKGROUND_RGB
     strip_px = min(HISTORY_ROWS_PX * n, IMAGE_HEIGHT // 2)
@@ -87,24 +87,26 @@ def render_rgb(
     for i in range(n):
         left = 4 + i * group
         levels = [
-            (sim.warm_slices[env, i] * grain, WARM_RGB),
-            (sim.loading_slices[env, i] * grain, LOADING_RGB),
-            (sim.parked_slices[env, i] * grain, KEPT_ALIVE_RGB),
+            (view.active[env, i] * size[i], WARM_RGB),
+            (view.starting[env, i] * size[i], LOADING_RGB),
+            (view.draining[env, i] * size[i], DRAINING_RGB),
+            (view.kept_alive[env, i] * size[i], KEPT_ALIVE_RGB),
         ]
         base = bars_bottom
         for gpus, rgb in levels:
             px = round(height * min(gpus / cap, 1.0))
             _fill(image, base - px, base, left, left + bar, rgb)
             base -= px
-        max_px = round(height * min(sim.limits.max_slices[i] * grain / cap, 1.0))
+        max_px = round(height * min(config.agents[i].max_gpus / cap, 1.0))
         _fill(image, bars_bottom - max_px, bars_bottom - max_px + 1, left, left + bar, FRAME_RGB)
-        queue = float(sim.queues.length[env, i])
+        queue = float(view.queued[env, i])
         q_px = round(height * queue / (queue + 10.0))
         _fill(image, bars_bottom - q_px, bars_bottom, left + bar + 2, left + 2 * bar + 2, QUEUE_RGB)
         _fill(image, bars_bottom, bars_bottom + 1, left, left + 2 * bar + 2, FRAME_RGB)
     if history_gpus:
         history = np.stack(list(history_gpus), axis=1)[:, -(IMAGE_WIDTH - 8) :]
-        shade = np.clip(history / np.maximum(sim.limits.max_slices * grain, grain)[:, None], 0, 1)
+        max_gpus = np.array([a.max_gpus for a in config.agents], dtype=np.float64)
+        shade = np.clip(history / max_gpus[:, None], 0, 1)
         rows_px = max(strip_px // n, 1)
         top = IMAGE_HEIGHT - strip_px
         for i in range(n):

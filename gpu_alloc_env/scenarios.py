@@ -1,7 +1,8 @@
 """Named scenario presets.
 
-Every parameter is justified, with its source, in ``docs/MODEL.md``. The GPU is an H100 80GB
-served in bf16; prices, cold starts and serving speeds come from the figures cited there.
+Every parameter is justified, with its source, in ``docs/MODEL.md``. The GPUs are H100 80GB on
+RunPod's serverless platform; every agent serves a catalogue model in bf16 with vLLM's defaults, and
+its serving speed, KV cache and cold start come from :mod:`gpu_alloc_env.serving`.
 """
 
 from __future__ import annotations
@@ -11,23 +12,6 @@ from typing import Any
 
 from gpu_alloc_env.config import AgentSpec, ConfigError, ScenarioConfig, WorkloadSpec
 
-BYTES_PER_PARAM_BF16 = 2.0
-CONTAINER_START_S = 5.0
-"""Instance start with GPU drivers, before weights load (Cloud Run GPU docs: about 5 s)."""
-WEIGHT_LOAD_GB_PER_S = 5.0
-"""Weight-loading bandwidth from local NVMe (upper end of the 1.5-5 GB/s rule of thumb)."""
-
-
-def cold_start_s(
-    model_params_b: float,
-    *,
-    load_gb_per_s: float = WEIGHT_LOAD_GB_PER_S,
-    container_start_s: float = CONTAINER_START_S,
-) -> float:
-    """Cold start of a bf16 model: container start plus weight bytes over loading bandwidth."""
-    weight_gb = model_params_b * BYTES_PER_PARAM_BF16
-    return container_start_s + weight_gb / load_gb_per_s
-
 
 def paper_agents() -> tuple[AgentSpec, ...]:
     """The four heterogeneous agents: a light coordinator and three specialists of different weight."""
@@ -35,14 +19,10 @@ def paper_agents() -> tuple[AgentSpec, ...]:
         AgentSpec(
             name="coordinator",
             role="coordinator",
-            model_params_b=8.0,
-            min_gpus=0.5,
-            max_gpus=4.0,
+            model="llama-3.1-8b",
+            tensor_parallel=1,
+            max_replicas=4,
             priority=3.0,
-            prefill_tokens_per_s_per_gpu=25_000.0,
-            decode_tokens_per_s_per_gpu=3_000.0,
-            tpot_s=0.012,
-            cold_start_s=cold_start_s(8.0),
             request_slo_s=10.0,
             input_tokens_mean=1_155.0,
             input_tokens_cv=0.53,
@@ -52,14 +32,10 @@ def paper_agents() -> tuple[AgentSpec, ...]:
         AgentSpec(
             name="reasoning",
             role="specialist",
-            model_params_b=70.0,
-            min_gpus=2.0,
-            max_gpus=8.0,
+            model="llama-3.3-70b",
+            tensor_parallel=4,
+            max_replicas=2,
             priority=2.0,
-            prefill_tokens_per_s_per_gpu=3_300.0,
-            decode_tokens_per_s_per_gpu=305.0,
-            tpot_s=0.037,
-            cold_start_s=cold_start_s(70.0),
             request_slo_s=50.0,
             input_tokens_mean=1_500.0,
             input_tokens_cv=0.5,
@@ -70,14 +46,10 @@ def paper_agents() -> tuple[AgentSpec, ...]:
         AgentSpec(
             name="code",
             role="specialist",
-            model_params_b=32.0,
-            min_gpus=1.0,
-            max_gpus=8.0,
+            model="qwen2.5-32b",
+            tensor_parallel=1,
+            max_replicas=6,
             priority=2.0,
-            prefill_tokens_per_s_per_gpu=5_500.0,
-            decode_tokens_per_s_per_gpu=800.0,
-            tpot_s=0.025,
-            cold_start_s=cold_start_s(32.0),
             request_slo_s=30.0,
             input_tokens_mean=2_048.0,
             input_tokens_cv=0.97,
@@ -88,14 +60,10 @@ def paper_agents() -> tuple[AgentSpec, ...]:
         AgentSpec(
             name="retrieval",
             role="specialist",
-            model_params_b=14.0,
-            min_gpus=0.5,
-            max_gpus=4.0,
+            model="qwen2.5-14b",
+            tensor_parallel=1,
+            max_replicas=4,
             priority=1.0,
-            prefill_tokens_per_s_per_gpu=14_000.0,
-            decode_tokens_per_s_per_gpu=2_000.0,
-            tpot_s=0.022,
-            cold_start_s=cold_start_s(14.0),
             request_slo_s=20.0,
             input_tokens_mean=2_500.0,
             input_tokens_cv=0.6,
@@ -112,7 +80,9 @@ def paper() -> ScenarioConfig:
         name="paper",
         agents=paper_agents(),
         workload=WorkloadSpec(pattern="steady", task_rate_tps=3.5),
-        capacity_gpus=12.0,
+        gpu="h100-80gb",
+        platform="runpod",
+        capacity_gpus=16,
     )
 
 
@@ -142,8 +112,8 @@ def fleet(num_agents: int = 64) -> ScenarioConfig:
 
     Specialists cycle through the paper's three kinds; each kind's load per specialist, and the
     capacity per agent, stay those of ``paper``: the task rate and the capacity grow with the number
-    of specialists, and so does the coordinator's ``max_gpus``. Used to measure how the simulator
-    and the baselines scale with N.
+    of specialists, and so does the coordinator's ``max_replicas``. Used to measure how the
+    simulator and the baselines scale with N.
     """
     if not isinstance(num_agents, int) or num_agents < 2:
         raise ConfigError(f"fleet needs an int num_agents >= 2, got {num_agents!r}")
@@ -151,7 +121,7 @@ def fleet(num_agents: int = 64) -> ScenarioConfig:
     coordinator, *kinds = base.agents
     specialists = num_agents - 1
     scale = specialists / len(kinds)
-    agents = [coordinator.replace(max_gpus=float(max(coordinator.max_gpus, round(4.0 * scale))))]
+    agents = [coordinator.replace(max_replicas=max(coordinator.max_replicas, round(4.0 * scale)))]
     for i in range(specialists):
         kind = kinds[i % len(kinds)]
         agents.append(
@@ -163,7 +133,7 @@ def fleet(num_agents: int = 64) -> ScenarioConfig:
     return base.replace(
         name=f"fleet{num_agents}",
         agents=tuple(agents),
-        capacity_gpus=float(round(base.capacity_gpus * max(scale, 1.0))),
+        capacity_gpus=round(base.capacity_gpus * max(scale, 1.0)),
         workload={"task_rate_tps": base.workload.task_rate_tps * scale},
     )
 

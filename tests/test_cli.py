@@ -19,7 +19,9 @@ from gpu_alloc_env.scenarios import make_scenario
 from train.cli import main, parse_overrides
 from train.compare import HEADLINE, run_compare
 
-SHORT = ["--set", "episode_length_s=20"]
+# A minute: long enough for every baseline to complete tasks (the coordinator's replicas serve
+# after a 30 s cold start), so that every metric is defined.
+SHORT = ["--set", "episode_length_s=60"]
 REQUIRED_COLUMNS = (
     "policy",
     "seed",
@@ -76,7 +78,7 @@ def test_compare_writes_one_row_per_policy_and_seed(
     out = tmp_path / "nested" / "out"
     code = main(["compare", "--episodes", "2", "--seed", "5", "--out", str(out), *SHORT])
     assert code == 0
-    check_outputs(out, list(BASELINES), [5, 6], episode_steps=20)
+    check_outputs(out, list(BASELINES), [5, 6], episode_steps=60)
     printed = capsys.readouterr().out
     assert "| policy | episodes |" in printed
     assert f"wrote {out / 'episodes.csv'} and {out / 'summary.md'}" in printed
@@ -142,9 +144,9 @@ def test_installed_console_script_runs_from_any_directory(tmp_path: Path) -> Non
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    check_outputs(tmp_path / "out", list(BASELINES), [0, 1], episode_steps=20)
+    check_outputs(tmp_path / "out", list(BASELINES), [0, 1], episode_steps=60)
     assert (
-        "Command: `gpu-alloc compare --episodes 2 --out out --set episode_length_s=20`"
+        "Command: `gpu-alloc compare --episodes 2 --out out --set episode_length_s=60`"
         in (tmp_path / "out" / "summary.md").read_text()
     )
 
@@ -159,7 +161,9 @@ def test_installed_console_script_reports_errors_without_a_traceback(tmp_path: P
         check=False,
     )
     assert result.returncode == 2
-    assert "gpu-alloc: error: ScenarioConfig.capacity_gpus must be > 0, got -2.0" in result.stderr
+    assert (
+        "gpu-alloc: error: ScenarioConfig.capacity_gpus must be a whole number >= 1, got -2" in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -196,14 +200,25 @@ def test_compare_argparse_errors_exit_2_naming_the_value(
         (["--set", 'workload={"rate": 2}'], "unknown WorkloadSpec field(s) ['rate']"),
         (["--set", 'agents={"vision": {}}'], "unknown agent name(s) ['vision']"),
         # A value that is not JSON is passed on as a string, which the field then rejects by name.
-        (["--set", "capacity_gpus=sixteen"], "capacity_gpus must be a number, got 'sixteen' of type str"),
+        (["--set", "capacity_gpus=sixteen"], "capacity_gpus must be a whole number >= 1, got 'sixteen'"),
         # ... unless it looks like a JSON object or list: then the JSON error is the message.
         (
             ["--set", "workload={task_rate_tps: 2}"],
             "--set 'workload={task_rate_tps: 2}': the value is not valid JSON",
         ),
         (["--set", 'agents={"code": 3}'], "agents override for 'code' must be a mapping of AgentSpec fields"),
-        (["--set", "capacity_gpus=NaN"], "capacity_gpus must be finite, got nan"),
+        (["--set", "capacity_gpus=NaN"], "capacity_gpus must be a whole number >= 1, got nan"),
+        (["--set", "capacity_gpus=Infinity"], "capacity_gpus must be a whole number >= 1, got inf"),
+        # GPUs come whole: a fractional pool is refused by name.
+        (["--set", "capacity_gpus=12.5"], "capacity_gpus must be a whole number >= 1, got 12.5"),
+        # A replica that cannot fit in the pool could never serve.
+        (["--set", "capacity_gpus=3"], "one replica needs tensor_parallel=4 GPUs, more than capacity_gpus=3"),
+        (
+            ["--set", 'agents={"code": {"max_replicas": 0}}'],
+            "max_replicas must be a whole number >= 1, got 0",
+        ),
+        (["--set", 'agents={"code": {"model": "gpt-9"}}'], "gpt-9"),
+        (["--set", "scale_down=pause"], "scale_down must be one of ['drain', 'kill'], got 'pause'"),
         (["--set", "decision_interval_s=0"], "decision_interval_s must be > 0, got 0.0"),
         (["--seed", "-1"], "--seed must be >= 0 (Gymnasium seeds are non-negative), got -1"),
     ],

@@ -28,3 +28,21 @@ def test_snippet_prints_what_the_document_shows(code: str, printed: str) -> None
     with contextlib.redirect_stdout(out):
         exec(compile(code, str(MODEL), "exec"), {"__name__": "model_snippet"})
     assert out.getvalue().strip() == printed.strip()
+
+
+def _demoted(markdown: str) -> str:
+    """The script's level-2 headings as level-4 ones, as section 7 of docs/MODEL.md shows them."""
+    return re.sub(r"^## ", "#### ", markdown, flags=re.M)
+
+
+def test_validation_tables_are_what_the_validation_script_prints() -> None:
+    import sys
+
+    sys.path.insert(0, str(MODEL.parents[1] / "calibration"))
+    try:
+        import validate
+    finally:
+        sys.path.pop(0)
+    block = re.search(r"<!-- validation -->\n(.*?)\n<!-- /validation -->", MODEL.read_text(), re.S)
+    assert block, "docs/MODEL.md has no validation block"
+    assert block.group(1).strip() == _demoted(validate.report()).strip()

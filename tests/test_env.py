@@ -18,8 +18,8 @@ from gpu_alloc_env.env import REWARD_COMPONENTS
 
 SHORT = {"episode_length_s": 30.0}
 
-# Both checkers recommend a normalised Box action space; this environment's actions are GPU counts
-# in [0, max_gpus] on purpose (policies speak GPUs; training wraps the space with RescaleAction).
+# Both checkers recommend a normalised Box action space; this environment's actions are replica
+# counts in [0, max_replicas] on purpose (policies speak replicas; training maps [-1, 1] onto them).
 # That recommendation is the only warning either checker may give.
 EXPECTED_WARNING = "symmetric and normalized"
 # The code trace has stretches of 173.5 s (training part) and 217.2 s (held-out part) without
@@ -55,7 +55,7 @@ def test_registered_ids_build_their_presets_and_take_overrides() -> None:
         env = gym.make(env_id)
         assert isinstance(env.unwrapped, GpuAllocEnv)
         assert env.unwrapped.config.name == preset
-    env = gym.make("GpuAlloc-v0", capacity_gpus=16, workload={"task_rate_tps": 4.0})
+    env = gym.make("GpuAlloc-v1", capacity_gpus=16, workload={"task_rate_tps": 4.0})
     config = env.unwrapped.config  # type: ignore[attr-defined]
     assert config.capacity_gpus == 16.0 and config.workload.task_rate_tps == 4.0
     assert env.action_space.shape == (config.num_agents,)
@@ -74,10 +74,10 @@ def rollout(env: gym.Env, seed: int, actions: np.ndarray) -> list[tuple[np.ndarr
 
 
 def test_same_seed_same_trajectory_and_other_seeds_differ() -> None:
-    env = gym.make("GpuAllocBursty-v0", **SHORT)
+    env = gym.make("GpuAllocBursty-v1", **SHORT)
     actions = np.random.default_rng(0).uniform(0.0, 5.0, size=(30, 4)).astype(np.float32)
     first = rollout(env, 42, actions)
-    second = rollout(gym.make("GpuAllocBursty-v0", **SHORT), 42, actions)
+    second = rollout(gym.make("GpuAllocBursty-v1", **SHORT), 42, actions)
     third = rollout(env, 43, actions)
     for (o1, r1, i1), (o2, r2, i2) in zip(first, second, strict=True):
         np.testing.assert_array_equal(o1, o2)
@@ -87,11 +87,11 @@ def test_same_seed_same_trajectory_and_other_seeds_differ() -> None:
 
 
 def test_reset_without_seed_continues_the_generator() -> None:
-    env = gym.make("GpuAlloc-v0", **SHORT)
+    env = gym.make("GpuAlloc-v1", **SHORT)
     actions = np.full((30, 4), 3.0, dtype=np.float32)
     rollout(env, 5, actions)
     again = rollout(env, None, actions)  # type: ignore[arg-type]
-    fresh = rollout(gym.make("GpuAlloc-v0", **SHORT), 5, actions)
+    fresh = rollout(gym.make("GpuAlloc-v1", **SHORT), 5, actions)
     assert any(not np.array_equal(a[0], b[0]) for a, b in zip(again, fresh, strict=True))
 
 
@@ -100,11 +100,11 @@ def test_reset_without_seed_continues_the_generator() -> None:
     [
         (np.zeros(3, np.float32), r"shape \(3,\), expected \(4,\)"),
         (np.zeros((1, 4), np.float32), r"shape \(1, 4\), expected \(4,\)"),
-        (np.array([1.0, np.nan, 1.0, 1.0], np.float32), r"NaN or infinity.*finite GPU counts"),
+        (np.array([1.0, np.nan, 1.0, 1.0], np.float32), r"NaN or infinity.*finite replica counts"),
         (np.array([1.0, 1.0, np.inf, 1.0], np.float32), r"\[1\.0, 1\.0, inf, 1\.0\]"),
-        (np.array(["1", "2", "3", "1"]), r"dtype <U1; pass real GPU counts"),
-        (np.array([True, False, True, True]), r"dtype bool; pass real GPU counts"),
-        (np.array([1 + 1j, 1, 1, 1]), r"dtype complex128; pass real GPU counts"),
+        (np.array(["1", "2", "3", "1"]), r"dtype <U1; pass real replica counts"),
+        (np.array([True, False, True, True]), r"dtype bool; pass real replica counts"),
+        (np.array([1 + 1j, 1, 1, 1]), r"dtype complex128; pass real replica counts"),
     ],
 )
 def test_bad_action_raises_naming_the_value(action: np.ndarray, message: str) -> None:
@@ -120,12 +120,13 @@ def test_info_keeps_the_requested_action_when_the_caller_reuses_its_array() -> N
     action = np.array([1.0, 2.0, 1.0, 1.0])
     info = env.step(action)[4]
     action[:] = 99.0
-    np.testing.assert_array_equal(info["requested_gpus"], [1.0, 2.0, 1.0, 1.0])
+    np.testing.assert_array_equal(info["requested_replicas"], [1.0, 2.0, 1.0, 1.0])
+    np.testing.assert_array_equal(info["replicas"], [1, 2, 1, 1])
 
 
 def test_pool_smaller_than_an_agents_max_keeps_observations_in_the_space() -> None:
-    # paper's reasoning and code agents may hold 8 GPUs; a pool of 4 caps what any agent can hold.
-    env = gym.make("GpuAlloc-v0", capacity_gpus=4.0, **SHORT).unwrapped
+    # paper's reasoning agent may hold 8 GPUs and code 6; a pool of 4 caps what any agent can hold.
+    env = gym.make("GpuAlloc-v1", capacity_gpus=4.0, **SHORT).unwrapped
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     for _ in range(10):
@@ -146,24 +147,40 @@ def test_step_before_reset_raises() -> None:
 def test_info_reports_repairs_components_and_episode_metrics() -> None:
     env = GpuAllocEnv("paper", episode_length_s=20.0)
     env.reset(seed=1)
-    # Coordinator asks -1 (clipped), reasoning 100 (capped at 8), code 0.3 (dropped, min 1),
-    # retrieval 2.0 (feasible).
+    price = env.config.deployment.price_per_gpu_s
+    # Coordinator asks -1 (clipped to 0), reasoning 100 (capped at its 2 replicas of 4 GPUs), code
+    # 0.3 (rounded to 0), retrieval 2 (feasible): 8 + 2 = 10 of the 16 GPUs.
     _, reward, terminated, truncated, info = env.step(np.array([-1.0, 100.0, 0.3, 2.0], np.float32))
     assert not terminated and not truncated
-    np.testing.assert_allclose(info["allocation_gpus"], [0.0, 8.0, 0.0, 2.0])
+    np.testing.assert_array_equal(info["replicas"], [0, 2, 0, 2])
+    np.testing.assert_allclose(info["requested_replicas"], [-1.0, 100.0, 0.3, 2.0], rtol=1e-6)
     assert info["repairs"]["clipped_negative"].tolist() == [True, False, False, False]
     assert info["repairs"]["clipped_above_max"].tolist() == [False, True, False, False]
-    assert info["repairs"]["dropped_below_min"].tolist() == [False, False, True, False]
-    assert info["action_repair_gpus"] == pytest.approx(1.0 + 92.0 + 0.3, rel=1e-6)
+    assert info["repairs"]["rounded_to_integer"].tolist() == [False, False, True, False]
+    assert info["repairs"]["cut_for_capacity"].tolist() == [False, False, False, False]
+    assert info["action_repair_replicas"] == pytest.approx(1.0 + 98.0 + 0.3, rel=1e-6)
     assert set(info["reward_components"]) == set(REWARD_COMPONENTS)
     assert reward == pytest.approx(sum(info["reward_components"].values()))
-    # Cost component: 10 GPUs of a 12-GPU pool for one interval.
-    assert info["reward_components"]["cost"] == pytest.approx(-10.0 / 12.0)
-    assert info["metrics"]["cost_usd"] == pytest.approx(10.0 * env.config.price_per_gpu_s)
-    steps = 1
-    totals = {"tasks_arrived": info["metrics"]["tasks_arrived"], "cost_usd": info["metrics"]["cost_usd"]}
+    # Cost component: 10 GPUs of a 16-GPU pool for one interval (billed per second, while starting).
+    assert info["reward_components"]["cost"] == pytest.approx(-10.0 / 16.0)
+    assert info["metrics"]["cost_usd"] == pytest.approx(10.0 * price)
+    assert info["metrics"]["cold_starts"] == 4
+    first = info["metrics"]
+    # Asking for 4 + 2 x 4 + 6 + 4 = 22 GPUs: reasoning keeps its 2 replicas and retrieval its 2 (6
+    # GPUs free); the coordinator and code, with none, get a first replica each (priority order),
+    # then one more at a time in priority order while GPUs are free: coordinator, code, retrieval,
+    # coordinator. The rest is cut.
+    _, _, _, _, info = env.step(np.array([4.0, 2.0, 6.0, 4.0], np.float32))
+    np.testing.assert_array_equal(info["replicas"], [3, 2, 2, 3])
+    assert info["repairs"]["cut_for_capacity"].tolist() == [True, False, True, True]
+    assert not info["repairs"]["clipped_above_max"].any() and not info["repairs"]["rounded_to_integer"].any()
+    assert info["action_repair_replicas"] == pytest.approx(1.0 + 0.0 + 4.0 + 1.0)
+    assert info["metrics"]["cold_starts"] == 6
+    assert info["metrics"]["cost_usd"] == pytest.approx(16.0 * price)
+    steps = 2
+    totals = {key: first[key] + info["metrics"][key] for key in ("tasks_arrived", "cost_usd")}
     while True:
-        _, _, terminated, truncated, info = env.step(np.array([1.0, 4.0, 2.0, 1.0], np.float32))
+        _, _, terminated, truncated, info = env.step(np.array([1.0, 1.0, 2.0, 1.0], np.float32))
         steps += 1
         totals["tasks_arrived"] += info["metrics"]["tasks_arrived"]
         totals["cost_usd"] += info["metrics"]["cost_usd"]
@@ -176,6 +193,8 @@ def test_info_reports_repairs_components_and_episode_metrics() -> None:
     assert final["tasks_arrived"] == totals["tasks_arrived"]
     assert final["cost_usd"] == pytest.approx(totals["cost_usd"])
     assert final["tasks_arrived"] == final["tasks_completed"] + final["tasks_in_flight"]
+    assert final["cold_starts"] == 4 + 6  # the scale-downs of the third step started nothing
+    assert final["action_repair_replicas"] == pytest.approx(99.3 + 6.0, rel=1e-6)  # the rest were feasible
     assert final["elapsed_s"] == pytest.approx(20.0)
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.zeros(4, np.float32))
@@ -197,7 +216,7 @@ def test_reward_weights_scale_their_components() -> None:
 
 @pytest.mark.parametrize("name", ["static", "round_robin", "adaptive"])
 def test_stable_baselines3_evaluate_policy_scores_a_baseline(name: str) -> None:
-    env = gym.make("GpuAlloc-v0", **SHORT)
+    env = gym.make("GpuAlloc-v1", **SHORT)
     policy = make_baseline(name, env.unwrapped.config)  # type: ignore[attr-defined]
     mean, std = evaluate_policy(policy, env, n_eval_episodes=2, warn=False)  # type: ignore[arg-type]
     assert np.isfinite(mean) and mean < 0.0 and std >= 0.0

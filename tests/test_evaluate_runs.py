@@ -27,7 +27,7 @@ GENERALISE_SCENARIOS = (
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run trained briefly on paper with 20 s episodes (capacity 12 GPUs)."""
+    """A run trained briefly on paper with 20 s episodes (capacity 16 GPUs)."""
     return train(tiny_args(tmp_path_factory.mktemp("runs") / "tiny"), progress_bar=False)
 
 
@@ -65,12 +65,11 @@ def edit_config(run: Path, edit: Any) -> None:
 @pytest.mark.parametrize(
     ("overrides", "field", "trained", "here"),
     [
-        ({"capacity_gpus": 24}, "capacity_gpus", "12.0", "24.0"),
-        ({"gpu_granularity": 0.25}, "gpu_granularity", "0.125", "0.25"),
+        ({"capacity_gpus": 24}, "capacity_gpus", "16", "24"),
         ({"decision_interval_s": 2.0}, "decision_interval_s", "1.0", "2.0"),
         ({"rate_window_s": 5.0}, "rate_window_s", "10.0", "5.0"),
-        ({"agents": {"code": {"max_gpus": 6}}}, "agents.code.max_gpus", "8.0", "6.0"),
-        ({"agents": {"reasoning": {"min_gpus": 1}}}, "agents.reasoning.min_gpus", "2.0", "1.0"),
+        ({"agents": {"code": {"max_replicas": 4}}}, "agents.code.max_replicas", "6", "4"),
+        ({"agents": {"reasoning": {"tensor_parallel": 8}}}, "agents.reasoning.tensor_parallel", "4", "8"),
         ({"agents": {"retrieval": {"priority": 2}}}, "agents.retrieval.priority", "1.0", "2.0"),
         (
             {"agents": {"coordinator": {"request_slo_s": 5}}},
@@ -97,7 +96,7 @@ def test_capacity_override_on_the_command_line_is_refused(
     argv = ["evaluate", "--runs", str(tiny_run), "--set", "capacity_gpus=24", "--baselines", "adaptive"]
     assert main([*argv, "--episodes", "1", "--no-plots", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "capacity_gpus (trained with 12.0, here 24.0) differs" in err
+    assert "capacity_gpus (trained with 16, here 24) differs" in err
     assert "train a run on this scenario" in err
 
 
@@ -115,6 +114,15 @@ def test_workload_and_episode_length_may_differ_from_the_training_scenario(tiny_
         workload={"task_rate_tps": 7.0}, episode_length_s=60.0, agents={"code": {"input_tokens_mean": 900}}
     )
     policy.check_compatible(busier)
+    # The deployment may differ too: the platform and its terms, the models and their precision.
+    elsewhere = policy.config.replace(
+        platform="modal",
+        keep_alive_s=0.0,
+        weight_source="host_memory",
+        scale_down="kill",
+        agents={"code": {"model": "qwen2.5-14b", "dtype": "fp8"}},
+    )
+    policy.check_compatible(elsewhere)
 
 
 # 2. Runs of the same folder name, and a run given twice.
@@ -243,11 +251,11 @@ def test_runs_trained_with_different_settings_name_the_fields(tiny_run: Path, tm
     message = str(caught.value)
     assert "other differs from tiny in workload.task_rate_tps (3.5 vs 2.5)" in message
     assert "pass --scenario" in message
-    edit_config(other, lambda data: data["scenario"].update(capacity_gpus=16.0))
+    edit_config(other, lambda data: data["scenario"].update(capacity_gpus=24))
     with pytest.raises(ValueError, match="different scenarios") as caught:
         run_evaluate([tiny_run, other], ["adaptive"], episodes=1, out_dir=tmp_path / "a")
     message = str(caught.value)
-    assert "capacity_gpus (12.0 vs 16.0), workload.task_rate_tps (3.5 vs 2.5)" in message
+    assert "capacity_gpus (16 vs 24), workload.task_rate_tps (3.5 vs 2.5)" in message
     assert "evaluate them separately: each run acts only with its own capacity_gpus" in message
 
 
@@ -282,11 +290,11 @@ def test_summary_of_baselines_names_the_overridden_fields(tmp_path: Path) -> Non
         ["adaptive"],
         episodes=1,
         out_dir=tmp_path / "eval",
-        scenario_overrides={"capacity_gpus": 16, "episode_length_s": 20},
+        scenario_overrides={"capacity_gpus": 24, "episode_length_s": 20},
         plots=False,
-        command="gpu-alloc evaluate --baselines adaptive --set capacity_gpus=16",
+        command="gpu-alloc evaluate --baselines adaptive --set capacity_gpus=24",
     )
-    assert "Differences from the preset `paper`: `capacity_gpus` = 16.0 (preset: 12.0)" in text
+    assert "Differences from the preset `paper`: `capacity_gpus` = 24 (preset: 16)" in text
     assert "Model of each run" not in text
 
 

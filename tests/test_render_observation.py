@@ -9,11 +9,36 @@ import numpy as np
 import pytest
 
 from gpu_alloc_env import ENV_IDS, GpuAllocEnv, ObservationLayout
-from gpu_alloc_env.observation import GLOBAL_FEATURES, squash, unsquash
-from gpu_alloc_env.render import IMAGE_HEIGHT, IMAGE_WIDTH, LOADING_RGB, WARM_RGB
+from gpu_alloc_env.core.state import ACTIVE, DRAINING, KEPT, STARTING
+from gpu_alloc_env.observation import AGENT_FEATURES, GLOBAL_FEATURES, DecodedObservation, squash, unsquash
+from gpu_alloc_env.render import (
+    DRAINING_RGB,
+    IMAGE_HEIGHT,
+    IMAGE_WIDTH,
+    KEPT_ALIVE_RGB,
+    LOADING_RGB,
+    WARM_RGB,
+)
 
 SHORT = {"episode_length_s": 30.0}
-ACTION = np.array([1.0, 4.0, 2.0, 1.0], np.float32)
+ACTION = np.array([1.0, 2.0, 2.0, 1.0], np.float32)  # replicas: 1 + 2 x 4 + 2 + 1 = 12 of 16 GPUs
+
+
+def schedule(step: int) -> np.ndarray:
+    """Replicas asked at ``step`` (1 s decisions) on ``paper``: every replica state in 120 steps.
+
+    All start (the coordinator is ready after 30 s, retrieval 34 s, code 44 s, reasoning 67 s);
+    at 50 s code and retrieval are taken away while busy (they drain); at 56 s the coordinator gives
+    up an idle replica (kept alive) while code and retrieval take back draining ones; from 70 s
+    everyone is starved, so queues and waits grow while the last replicas drain.
+    """
+    if step < 50:
+        return np.array([2.0, 1.0, 1.0, 2.0], np.float32)
+    if step < 56:
+        return np.array([2.0, 1.0, 0.0, 0.0], np.float32)
+    if step < 70:
+        return np.ones(4, np.float32)
+    return np.zeros(4, np.float32)
 
 
 def table_rows(text: str) -> dict[str, list[float]]:
@@ -26,7 +51,7 @@ def table_rows(text: str) -> dict[str, list[float]]:
 
 
 def test_ansi_render_is_a_table_naming_every_agent() -> None:
-    env = gym.make("GpuAlloc-v0", render_mode="ansi", **SHORT)
+    env = gym.make("GpuAlloc-v1", render_mode="ansi", **SHORT)
     env.reset(seed=0)
     text = env.render()
     assert isinstance(text, str)
@@ -34,50 +59,93 @@ def test_ansi_render_is_a_table_naming_every_agent() -> None:
     for name in names:
         assert name in text
     lines = text.splitlines()
-    assert lines[0].startswith("t=") and "capacity=12 GPUs" in lines[0] and "allocated=0" in lines[0]
-    assert lines[1].split() == ["agent", "alloc", "warm", "load", "kept", "queue", "work", "s", "demand"]
+    assert lines[0].startswith("t=") and "capacity=16 GPUs" in lines[0] and "held=0" in lines[0]
+    columns = ["agent", "serve", "start", "drain", "kept", "queue", "batch", "kv", "%", "req/s"]
+    assert lines[1].split() == columns
     rows = table_rows(text)
     assert list(rows) == names
     assert all(value == 0.0 for row in rows.values() for value in row)
 
 
-def test_ansi_render_shows_the_allocation_and_queues() -> None:
-    env = gym.make("GpuAlloc-v0", render_mode="ansi", **SHORT)
+def test_ansi_render_shows_the_replicas_and_queues() -> None:
+    env = gym.make("GpuAlloc-v1", render_mode="ansi", **SHORT)
     env.reset(seed=0)
     for _ in range(3):
         _, _, _, _, info = env.step(ACTION)
     sim = env.unwrapped.sim  # type: ignore[attr-defined]
     text = env.render()
-    assert "t=     3.0 s" in text and "allocated=8" in text
+    assert "t=     3.0 s" in text and "held=12" in text
     rows = table_rows(text)
     for n, row in enumerate(rows.values()):
-        alloc, warm, loading, kept, queue = row[:5]
-        assert alloc == info["allocation_gpus"][n]
-        # All cold starts of the paper's agents last longer than 3 s: everything is still loading.
-        assert warm == 0.0 and loading == alloc and kept == 0.0
-        assert queue == sim.queues.length[0, n]
+        serve, start, drain, kept, queue, batch, kv = row[:7]
+        # Every cold start of the paper's agents lasts longer than 3 s: every replica is starting.
+        assert start == info["replicas"][n] > 0
+        assert serve == drain == kept == batch == kv == 0.0
+        assert queue == sim.queued[0, n]
 
 
-def test_rgb_render_is_a_uint8_picture_that_follows_the_state() -> None:
-    env = gym.make("GpuAlloc-v0", render_mode="rgb_array", **SHORT)
-    env.reset(seed=0)
+def test_ansi_render_follows_every_replica_state() -> None:
+    env = GpuAllocEnv("paper", render_mode="ansi", episode_length_s=120.0)
+    env.reset(seed=2)
+    shown = np.zeros(6)
+    for step in range(100):
+        env.step(schedule(step))
+        text = env.render()
+        assert isinstance(text, str)
+        view = env.sim.view()
+        assert f"held={int(view.held_gpus[0])} " in text.splitlines()[0]
+        for n, row in enumerate(table_rows(text).values()):
+            serve, start, drain, kept, queue, batch, kv, rate = row
+            total = view.kv_total_blocks[0, n]
+            expected_kv = round(100.0 * view.kv_used_blocks[0, n] / total) if total else 0
+            assert [serve, start, drain, kept, queue, batch] == [
+                view.active[0, n],
+                view.starting[0, n],
+                view.draining[0, n],
+                view.kept_alive[0, n],
+                view.queued[0, n],
+                view.running[0, n],
+            ], f"{text}step {step}"
+            assert kv == expected_kv and rate == pytest.approx(view.arrival_rps[0, n], abs=0.005)
+            shown = np.maximum(shown, [serve, start, drain, kept, batch, kv])
+    assert np.all(shown > 0), shown  # every column was exercised
+
+
+def test_rgb_render_is_a_uint8_picture_that_follows_the_replica_states() -> None:
+    env = GpuAllocEnv("paper", render_mode="rgb_array", episode_length_s=120.0)
+    env.reset(seed=2)
+
+    def has(picture: np.ndarray, rgb: tuple[int, int, int]) -> bool:
+        return bool(np.all(picture == rgb, axis=2).any())
+
     first = env.render()
     assert isinstance(first, np.ndarray)
     assert first.dtype == np.uint8 and first.shape == (IMAGE_HEIGHT, IMAGE_WIDTH, 3)
-    assert not np.all(first == LOADING_RGB, axis=2).any()
-    env.step(ACTION)
-    loading = env.render()
-    assert loading.shape == first.shape and loading.dtype == np.uint8
-    assert np.any(loading != first)
-    assert np.all(loading == LOADING_RGB, axis=2).any()  # GPUs in their cold start are drawn orange
-    assert not np.all(loading == WARM_RGB, axis=2).any()
-    for _ in range(15):  # the coordinator (8.2 s) and the retrieval agent (10.6 s) are warm by now
-        env.step(ACTION)
-    warm = env.render()
-    assert np.all(warm == WARM_RGB, axis=2).any()
-    assert np.any(warm != loading)
+    assert not any(has(first, rgb) for rgb in (WARM_RGB, LOADING_RGB, DRAINING_RGB, KEPT_ALIVE_RGB))
+    env.step(schedule(0))
+    starting = env.render()
+    assert starting.shape == first.shape and starting.dtype == np.uint8
+    assert np.any(starting != first)
+    assert has(starting, LOADING_RGB)  # replicas in their cold start are drawn orange
+    assert not has(starting, WARM_RGB)
+    seen = {WARM_RGB: False, DRAINING_RGB: False, KEPT_ALIVE_RGB: False}
+    for step in range(1, 100):
+        env.step(schedule(step))
+        picture = env.render()
+        view = env.sim.view()
+        states = {
+            WARM_RGB: view.active,
+            LOADING_RGB: view.starting,
+            DRAINING_RGB: view.draining,
+            KEPT_ALIVE_RGB: view.kept_alive,
+        }
+        for rgb, count in states.items():
+            assert has(picture, rgb) == bool(count.any()), f"{rgb} at step {step}"
+            if rgb in seen:
+                seen[rgb] |= bool(count.any())
+    assert all(seen.values()), seen
     # Rendering does not change the state: the same state draws the same picture.
-    np.testing.assert_array_equal(env.render(), warm)
+    np.testing.assert_array_equal(env.render(), picture)
 
 
 def test_same_state_same_picture_and_render_needs_reset() -> None:
@@ -103,17 +171,19 @@ def test_render_without_mode_warns_and_returns_none() -> None:
 def natural_state(env: GpuAllocEnv) -> dict[str, np.ndarray]:
     """The simulator's state in the units of :class:`DecodedObservation`."""
     sim = env.sim
-    grain = env.config.gpu_granularity
+    kv_total = sim.kv_total_blocks[0].astype(np.float64)
     return {
-        "queue_requests": sim.queues.length[0].astype(np.float64),
-        "queued_work_gpu_s": sim.queued_work_gpu_s()[0],
-        "demand_gpus": sim.arrival_work_gpu[0],
+        "queued": sim.queued[0].astype(np.float64),
+        "running": sim.running[0].astype(np.float64),
         "arrival_rate_rps": sim.arrival_rps[0],
-        "alloc_gpus": sim.alloc_slices[0] * grain,
-        "warm_gpus": sim.warm_slices[0] * grain,
-        "loading_gpus": sim.loading_slices[0] * grain,
-        "kept_alive_gpus": sim.parked_slices[0] * grain,
-        "oldest_wait_s": sim.oldest_wait_s()[0],
+        "active_replicas": sim.replicas_in(ACTIVE)[0].astype(np.float64),
+        "starting_replicas": sim.replicas_in(STARTING)[0].astype(np.float64),
+        "draining_replicas": sim.replicas_in(DRAINING)[0].astype(np.float64),
+        "kept_alive_replicas": sim.replicas_in(KEPT)[0].astype(np.float64),
+        "kv_use": np.divide(sim.kv_used_blocks[0], kv_total, out=np.zeros(4), where=kv_total > 0),
+        "preemption_rps": sim.preemption_rps[0],
+        "oldest_wait_s": sim.oldest_wait_s[0],
+        "free_gpus": env.config.capacity_gpus - sim.held_gpus().astype(np.float64),
         "time_s": sim.time_s,
         "tasks_in_flight": sim.tasks_in_flight.astype(np.float64),
     }
@@ -121,21 +191,26 @@ def natural_state(env: GpuAllocEnv) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("scenario", ["paper", "diurnal"])
 def test_decode_reads_the_simulator_state_back_in_natural_units(scenario: str) -> None:
-    env = GpuAllocEnv(scenario, episode_length_s=60.0, keep_alive_s=5.0)
+    # Longer answers of the code agent grow its requests' KV past what its replica holds (a 32B on
+    # one H100 keeps about 31k tokens), so that requests are preempted.
+    code = {"code": {"output_tokens_mean": 500.0}}
+    env = GpuAllocEnv(scenario, episode_length_s=120.0, keep_alive_s=5.0, agents=code)
     layout = env.layout
-    rng = np.random.default_rng(1)
     obs, _ = env.reset(seed=2)
     seen: dict[str, float] = {}
-    for step in range(60):
+    held = np.zeros(4)
+    for step in range(120):
         decoded = layout.decode(obs)
-        for name, expected in natural_state(env).items():
+        state = natural_state(env)
+        assert set(state) == set(DecodedObservation.__dataclass_fields__)
+        for name, expected in state.items():
             got = getattr(decoded, name)[0]
             np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-5, err_msg=f"{name} at step {step}")
             seen[name] = max(seen.get(name, 0.0), float(np.max(expected)))
-        # Alternate between holding GPUs, scaling some agents to zero and starving everyone.
-        phase = step % 12
-        action = ACTION * rng.uniform(0.5, 2.0, 4) if phase < 6 else (ACTION * (phase < 9)) * [1, 0, 1, 0]
-        obs, _, _, truncated, _ = env.step(action.astype(np.float32))
+        # The replicas held (starting or serving) are those the last allocation applied.
+        np.testing.assert_array_equal(decoded.replicas[0], held)
+        obs, _, _, truncated, info = env.step(schedule(step))
+        held = info["replicas"]
         if truncated:
             break
     # The rollout exercised every quantity, so the comparison above was not vacuous.
@@ -149,10 +224,11 @@ def test_decode_accepts_a_batch_and_rejects_a_wrong_size() -> None:
         obs, *_ = env.step(ACTION)
     batch = np.stack([obs, obs, obs])
     decoded = env.layout.decode(batch)
-    assert decoded.alloc_gpus.shape == (3, 4) and decoded.time_s.shape == (3,)
-    np.testing.assert_allclose(decoded.alloc_gpus, np.tile(ACTION, (3, 1)), atol=1e-5)
+    assert decoded.starting_replicas.shape == (3, 4) and decoded.time_s.shape == (3,)
+    np.testing.assert_array_equal(decoded.replicas, np.tile(ACTION, (3, 1)))
+    np.testing.assert_allclose(decoded.free_gpus, 16.0 - 12.0, atol=1e-5)
     np.testing.assert_allclose(decoded.time_s, 4.0, atol=1e-5)
-    with pytest.raises(ValueError, match=r"observation has 52 elements, expected 53 .*'paper' with 4 agents"):
+    with pytest.raises(ValueError, match=r"observation has 56 elements, expected 57 .*'paper' with 4 agents"):
         env.layout.decode(obs[:-1])
 
 
@@ -160,10 +236,11 @@ def test_layout_names_size_and_bounds_match_the_space() -> None:
     env = GpuAllocEnv("diurnal", **SHORT)
     layout = ObservationLayout(env.config)
     n = env.config.num_agents
-    assert layout.size == 12 * n + 5 == env.observation_space.shape[0]
+    assert layout.size == 13 * n + 5 == env.observation_space.shape[0]
     names = layout.names()
     assert len(names) == layout.size and len(set(names)) == layout.size
-    assert names[0] == "coordinator.queue" and names[12] == "reasoning.queue"
+    assert names[:13] == [f"coordinator.{feature}" for feature, _ in AGENT_FEATURES]
+    assert names[0] == "coordinator.queued" and names[13] == "reasoning.queued"
     assert names[-len(GLOBAL_FEATURES) :] == [f for f, _ in GLOBAL_FEATURES]
     low, high = layout.bounds()
     assert low.dtype == np.float32 and high.dtype == np.float32
@@ -196,16 +273,20 @@ def test_random_rollout_stays_inside_the_observation_space(env_id: str) -> None:
 
 
 def test_overload_saturates_below_one() -> None:
-    # Ten times the paper's load, every agent starved: queues, work and waits grow without bound.
+    # Ten times the paper's load on one coordinator replica, the specialists starved: queues and
+    # waits grow without bound.
     env = GpuAllocEnv("paper", episode_length_s=120.0, workload={"task_rate_tps": 35.0})
     obs, _ = env.reset(seed=0)
     for _ in range(120):
         obs, *_ = env.step(np.array([1.0, 0.0, 0.0, 0.0], np.float32))
     assert env.observation_space.contains(obs)
-    per_agent = obs[: 12 * 4].reshape(4, 12)
-    assert per_agent[:, 0].max() > 0.9 and per_agent[:, 0].max() < 1.0  # queue squashed toward 1
+    per_agent = obs[: 13 * 4].reshape(4, 13)
+    assert per_agent[:, 0].min() > 0.9 and per_agent[:, 0].max() < 1.0  # queues squashed toward 1
+    # Every head-of-queue request has waited longer than its agent's request SLO: above 0.5.
+    assert per_agent[:, 12].min() > 0.5 and per_agent[:, 12].max() < 1.0
     decoded = env.layout.decode(obs)
-    np.testing.assert_allclose(decoded.queue_requests[0], env.sim.queues.length[0], rtol=1e-4)
+    np.testing.assert_allclose(decoded.queued[0], env.sim.queued[0], rtol=1e-4)
+    np.testing.assert_allclose(decoded.oldest_wait_s[0], env.sim.oldest_wait_s[0], rtol=1e-4)
 
 
 def test_squash_is_monotone_bounded_and_inverted_by_unsquash() -> None:
@@ -217,7 +298,7 @@ def test_squash_is_monotone_bounded_and_inverted_by_unsquash() -> None:
         assert np.all((y >= 0.0) & (y < 1.0))
         assert squash(np.array([scale]), scale)[0] == pytest.approx(0.5)
         np.testing.assert_allclose(unsquash(y, scale), x, rtol=1e-9)
-    # Per-element scales (as the per-agent max_gpus) broadcast.
+    # Per-element scales broadcast.
     scales = np.array([1.0, 2.0, 8.0])
     np.testing.assert_allclose(squash(np.array([1.0, 2.0, 8.0]), scales), 0.5)
     np.testing.assert_allclose(squash(np.array([3.0, 3.0, 3.0]), scales), [0.75, 0.6, 3.0 / 11.0])
@@ -231,9 +312,9 @@ def test_squashed_features_grow_with_their_quantity() -> None:
     env.reset(seed=3)
     index = {name: i for i, name in enumerate(env.layout.names())}
     pairs = []
-    for _ in range(30):
+    for _ in range(60):  # the coordinator serves after its 30 s cold start, then plans call reasoning
         obs, *_ = env.step(np.array([1.0, 0.0, 0.0, 0.0], np.float32))
-        pairs.append((int(env.sim.queues.length[0, 1]), float(obs[index["reasoning.queue"]])))
+        pairs.append((int(env.sim.queued[0, 1]), float(obs[index["reasoning.queued"]])))
         in_flight = int(env.sim.tasks_in_flight[0])
         assert obs[index["in_flight"]] == pytest.approx(in_flight / (in_flight + 100.0), rel=1e-6)
     # The starved reasoning agent's queue grows, and a larger queue never encodes as a smaller value.

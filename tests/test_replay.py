@@ -14,6 +14,7 @@ import gpu_alloc_env
 from gpu_alloc_env.config import ConfigError, ScenarioConfig
 from gpu_alloc_env.core.replay import ReplayPart, TraceStream
 from gpu_alloc_env.core.simulator import BatchSimulator, replay_part
+from gpu_alloc_env.core.state import DONE, KIND_PLAN, KIND_SPECIALIST
 from gpu_alloc_env.scenarios import make_scenario
 from gpu_alloc_env.traces import load_trace
 
@@ -39,10 +40,14 @@ def trace_config(path: Path, episode_length_s: float = EPISODE_S, **trace: Any) 
     )
 
 
+STATIC = [4.0, 1.0, 4.0, 4.0]
+"""paper's static equal replicas: 16 GPUs."""
+
+
 def run_episode(config: ScenarioConfig, seed: int) -> BatchSimulator:
     sim = BatchSimulator(config, 1)
     sim.reset_env(0, np.random.default_rng(seed))
-    allocation = np.full((1, config.num_agents), 4.0)
+    allocation = np.array([STATIC])
     while not sim.done[0]:
         sim.step(allocation)
     return sim
@@ -54,8 +59,18 @@ def stream_of(sim: BatchSimulator) -> TraceStream:
     return stream
 
 
-def entered(sim: BatchSimulator) -> slice:
-    return slice(0, int(sim.tasks.count[0]))
+def task_count(sim: BatchSimulator, env: int = 0) -> int:
+    return int(sim.state.env["n_tasks"][env])
+
+
+def tasks_of(sim: BatchSimulator, env: int = 0) -> np.ndarray:
+    """The task rows of environment ``env``'s episode, in arrival order."""
+    return sim.state.tk[env, : task_count(sim, env)]
+
+
+def calls_of(sim: BatchSimulator, env: int = 0) -> np.ndarray:
+    """The specialist-call rows of environment ``env``'s episode."""
+    return sim.state.cl[env, : int(sim.state.env["n_calls"][env])]
 
 
 @pytest.fixture
@@ -72,11 +87,17 @@ def test_episode_replays_exactly_the_requests_of_its_window(trace_path: Path, se
     assert 0.0 <= offset <= trace.span_s - EPISODE_S
     window = trace.between(offset, offset + EPISODE_S)
     assert window.count > 0
-    tasks = entered(sim)
-    assert sim.tasks.count[0] == window.count == sim.totals.tasks_arrived[0]
-    np.testing.assert_allclose(sim.tasks.arrival_s[0, tasks], window.arrival_s - offset, rtol=0, atol=1e-9)
-    np.testing.assert_array_equal(sim.tasks.plan_input_tokens[0, tasks], window.input_tokens)
-    np.testing.assert_array_equal(sim.tasks.aggregate_output_tokens[0, tasks], window.output_tokens)
+    tasks = tasks_of(sim)
+    assert task_count(sim) == window.count == sim.totals.tasks_arrived[0]
+    np.testing.assert_allclose(tasks["arrival_s"], window.arrival_s - offset, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(tasks["plan_input"], window.input_tokens)
+    np.testing.assert_array_equal(tasks["agg_output"], window.output_tokens)
+    # The coordinator's planning requests carry the trace's prompts: the first request of every
+    # task is its plan, with the task's prompt (the trace's are short enough not to be cut).
+    requests = sim.state.rq[0, : int(sim.state.env["n_reqs"][0])]
+    plans = requests[requests["kind"] == KIND_PLAN]
+    np.testing.assert_array_equal(plans["prompt"], window.input_tokens[plans["task"]])
+    assert not requests["truncated"].any()
     part = sim.replay
     assert part is not None
     np.testing.assert_array_equal(part.arrival_s[stream.trace_index], window.arrival_s)
@@ -99,21 +120,21 @@ def test_specialist_tokens_agent_gets_every_task_and_the_trace_tokens(trace_path
     sim = run_episode(config, 3)
     offset = stream_of(sim).offset_s
     window = trace.between(offset, offset + EPISODE_S)
-    count = int(sim.tasks.count[0])
+    tasks, calls = tasks_of(sim), calls_of(sim)
+    count = tasks.size
     assert count == window.count > 0
-    tables = sim.tasks
     code_calls = []
     for task in range(count):
-        calls = np.arange(tables.call_start[0, task], tables.call_start[0, task] + tables.call_count[0, task])
-        agents = tables.call_agent[0, calls]
+        mine = np.arange(tasks["call_start"][task], tasks["call_start"][task] + tasks["call_count"][task])
+        agents = calls["agent"][mine]
         assert np.count_nonzero(agents == code) == 1, f"task {task} calls {agents.tolist()}"
-        code_calls.append(int(calls[agents == code][0]))
-    np.testing.assert_array_equal(tables.call_input_tokens[0, code_calls], window.input_tokens)
-    np.testing.assert_array_equal(tables.call_output_tokens[0, code_calls], window.output_tokens)
+        code_calls.append(int(mine[agents == code][0]))
+    np.testing.assert_array_equal(calls["input"][code_calls], window.input_tokens)
+    np.testing.assert_array_equal(calls["output"][code_calls], window.output_tokens)
     # The coordinator's requests are drawn, not the trace's.
-    assert not np.array_equal(tables.plan_input_tokens[0, :count], window.input_tokens)
+    assert not np.array_equal(tasks["plan_input"], window.input_tokens)
     # The other specialists are still called with their own probabilities.
-    others = tables.call_agent[0, : tables.calls[0]]
+    others = calls["agent"]
     assert set(np.unique(others[others != code]).tolist()) <= {1, 3}
 
 
@@ -123,13 +144,13 @@ def test_half_time_scale_replays_twice_the_trace_seconds_twice_as_fast(trace_pat
     offset = stream_of(sim).offset_s
     assert offset <= trace.span_s - 2.0 * EPISODE_S
     window = trace.between(offset, offset + 2.0 * EPISODE_S)
-    tasks = entered(sim)
-    assert sim.tasks.count[0] == window.count
-    arrival = sim.tasks.arrival_s[0, tasks]
+    tasks = tasks_of(sim)
+    assert tasks.size == window.count
+    arrival = tasks["arrival_s"]
     np.testing.assert_allclose(arrival, 0.5 * (window.arrival_s - offset), atol=1e-9)
     np.testing.assert_allclose(np.diff(arrival), 0.5 * np.diff(window.arrival_s), atol=1e-9)
     assert arrival.max() < EPISODE_S
-    np.testing.assert_array_equal(sim.tasks.plan_input_tokens[0, tasks], window.input_tokens)
+    np.testing.assert_array_equal(tasks["plan_input"], window.input_tokens)
 
 
 def test_load_scale_two_replays_each_request_exactly_twice(trace_path: Path) -> None:
@@ -137,15 +158,13 @@ def test_load_scale_two_replays_each_request_exactly_twice(trace_path: Path) -> 
     sim = run_episode(trace_config(trace_path, load_scale=2.0), 5)
     stream = stream_of(sim)
     window = trace.between(stream.offset_s, stream.offset_s + EPISODE_S)
-    tasks = entered(sim)
-    assert sim.tasks.count[0] == 2 * window.count
+    tasks = tasks_of(sim)
+    assert tasks.size == 2 * window.count
     np.testing.assert_allclose(
-        sim.tasks.arrival_s[0, tasks], np.repeat(window.arrival_s - stream.offset_s, 2), atol=1e-9
+        tasks["arrival_s"], np.repeat(window.arrival_s - stream.offset_s, 2), atol=1e-9
     )
-    np.testing.assert_array_equal(sim.tasks.plan_input_tokens[0, tasks], np.repeat(window.input_tokens, 2))
-    np.testing.assert_array_equal(
-        sim.tasks.aggregate_output_tokens[0, tasks], np.repeat(window.output_tokens, 2)
-    )
+    np.testing.assert_array_equal(tasks["plan_input"], np.repeat(window.input_tokens, 2))
+    np.testing.assert_array_equal(tasks["agg_output"], np.repeat(window.output_tokens, 2))
     assert np.all(np.bincount(stream.trace_index)[np.unique(stream.trace_index)] == 2)
 
 
@@ -203,18 +222,9 @@ def test_same_seed_same_episode_and_different_seeds_different_windows(trace_path
     config = trace_config(trace_path)
     first, again = run_episode(config, 11), run_episode(config, 11)
     assert stream_of(first).offset_s == stream_of(again).offset_s
-    tasks = entered(first)
-    assert first.tasks.count[0] == again.tasks.count[0]
-    for name in (
-        "arrival_s",
-        "plan_input_tokens",
-        "plan_output_tokens",
-        "aggregate_output_tokens",
-        "call_count",
-    ):
-        np.testing.assert_array_equal(
-            getattr(first.tasks, name)[0, tasks], getattr(again.tasks, name)[0, tasks]
-        )
+    assert task_count(first) == task_count(again)
+    np.testing.assert_array_equal(tasks_of(first), tasks_of(again))  # every field, completion times too
+    np.testing.assert_array_equal(calls_of(first), calls_of(again))
     np.testing.assert_array_equal(first.totals.cost_usd, again.totals.cost_usd)
     sim = BatchSimulator(config, 1)
     offsets = set()
@@ -231,12 +241,12 @@ def test_batch_environments_replay_independent_windows(trace_path: Path) -> None
         sim.reset_env(env, np.random.default_rng(seed))
     offsets = [s.offset_s for s in sim.streams if isinstance(s, TraceStream)]
     assert len(offsets) == 3 and offsets[0] == offsets[2] != offsets[1]
-    allocation = np.full((3, config.num_agents), 4.0)
+    allocation = np.array([STATIC] * 3)
     while not sim.done.all():
         sim.step(allocation)
-    count = int(sim.tasks.count[0])
-    assert sim.tasks.count[2] == count
-    np.testing.assert_array_equal(sim.tasks.arrival_s[0, :count], sim.tasks.arrival_s[2, :count])
+    assert task_count(sim, 0) == task_count(sim, 2) != task_count(sim, 1)
+    np.testing.assert_array_equal(tasks_of(sim, 0), tasks_of(sim, 2))
+    assert sim.totals.cost_usd[0] == sim.totals.cost_usd[2]
 
 
 @pytest.mark.parametrize(("episode_length_s", "time_scale"), [(400.0, 1.0), (200.0, 0.5)])
@@ -369,7 +379,7 @@ def test_trace_scenario_round_trips_through_plain_data(trace_path: Path) -> None
 
 @pytest.mark.parametrize(
     ("env_id", "preset"),
-    [("GpuAllocTraceConv-v0", "trace-conv"), ("GpuAllocTraceCodeHeldOut-v0", "trace-code-held-out")],
+    [("GpuAllocTraceConv-v1", "trace-conv"), ("GpuAllocTraceCodeHeldOut-v1", "trace-code-held-out")],
 )
 def test_gym_make_trace_environment(env_id: str, preset: str) -> None:
     if env_id not in gpu_alloc_env.ENV_IDS:
@@ -388,23 +398,28 @@ def test_gym_make_trace_environment(env_id: str, preset: str) -> None:
 
 
 def test_requests_without_tokens_complete(tmp_path: Path) -> None:
-    # Every fifth request has no input and no output tokens; each still needs a warm server and
-    # its latency floor, and must complete rather than stay queued forever.
+    # Every fifth request has no input and no output tokens; each still needs a serving replica
+    # (one token of prompt, no output) and must complete rather than stay queued forever.
     path = tmp_path / "empty-requests.csv"
     rows = [f"{t * 0.5:.1f},{0 if t % 5 == 0 else 500},{0 if t % 5 == 0 else 20}" for t in range(400)]
     path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    config = trace_config(path, tokens_agent="code")
+    config = trace_config(path, episode_length_s=180.0, tokens_agent="code")
     sim = BatchSimulator(config, 1)
     sim.reset_env(0, np.random.default_rng(0))
-    allocation = np.array([[2.0, 4.0, 4.0, 2.0]])
+    allocation = np.array([[2.0, 2.0, 4.0, 2.0]])
     while not sim.done[0]:
         sim.step(allocation)
     code = [a.name for a in config.agents].index("code")
-    live = sim.queues.live(slice(code, code + 1))
-    work_done = sim.queues.work_done_s[:, code : code + 1, : live.shape[2]]
-    assert not np.any(
-        live & np.isinf(work_done) & (sim.queues.work_gpu_s[:, code : code + 1, : live.shape[2]] == 0)
-    )
-    count = int(sim.tasks.count[0])
-    early = sim.tasks.arrival_s[0, :count] < 0.5 * config.episode_length_s
-    assert early.sum() > 50 and np.all(np.isfinite(sim.tasks.complete_s[0, :count][early]))
+    requests = sim.state.rq[0, : int(sim.state.env["n_reqs"][0])]
+    empty = (requests["agent"] == code) & (requests["kind"] == KIND_SPECIALIST) & (requests["output"] == 0)
+    assert empty.sum() > 10 and np.all(requests["prompt"][empty] == 1)
+    # The code replicas serve from 44 s (their cold start); every empty request that arrived before
+    # the last 10 s has completed, its first (and last) "token" at the end of its prefill.
+    early = empty & (requests["arrival_s"] < config.episode_length_s - 10.0)
+    assert early.sum() > 5
+    assert np.all(requests["state"][early] == DONE)
+    assert np.all(requests["done_s"][early] == requests["first_token_s"][early])
+    tasks = tasks_of(sim)
+    # Every task of the first minute has completed (the 70B's replicas serve from 67 s).
+    early_tasks = tasks["arrival_s"] < 60.0
+    assert early_tasks.sum() > 20 and np.all(np.isfinite(tasks["done_s"][early_tasks]))

@@ -252,7 +252,7 @@ def test_experiment_refuses_a_run_folder_trained_with_other_settings(tmp_path: P
             tmp_path / "b",
             episodes=1,
             hp=TINY_HP,
-            overrides={"episode_length_s": 20, "capacity_gpus": 16},
+            overrides={"episode_length_s": 20, "capacity_gpus": 24},
         )
     with pytest.raises(ValueError, match=r"hyperparams\.n_epochs differ"):
         run_experiment(

@@ -462,7 +462,7 @@ def test_unsorted_warning_points_at_the_callers_line(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match=r"late\.csv: 1 request\(s\)") as through_spec:
         trace_from_spec(spec)
     with pytest.warns(UserWarning, match=r"late\.csv: 1 request\(s\)") as through_gym:
-        gym.make("GpuAlloc-v0", workload=workload).close()
+        gym.make("GpuAlloc-v1", workload=workload).close()
     for record in (direct, through_spec, through_gym):
         assert [warning.filename for warning in record] == [__file__]
 

@@ -29,9 +29,9 @@ def test_batched_environments_replay_single_environments(action: str) -> None:
     episodes_ended = 0
     for _ in range(95):  # two whole episodes and part of a third, through the automatic resets
         actions = rng.uniform(-1.0, 1.0, size=(3, 4)).astype(np.float32)
-        gpus = transform.to_gpus(actions, single)
+        replicas = transform.to_replicas(actions, single)
         obs, rewards, dones, infos = venv.step(actions)
-        steps = [env.step(gpus[k]) for k, env in enumerate(envs)]
+        steps = [env.step(replicas[k]) for k, env in enumerate(envs)]
         np.testing.assert_allclose(rewards, [s[1] for s in steps], rtol=1e-5)
         single = np.stack([s[0] for s in steps])
         if dones.any():
@@ -58,22 +58,24 @@ def test_zero_action_of_the_heuristic_parameterisations_is_the_heuristic() -> No
     for name in ("residual", "need_scale"):
         transform = make_action_transform(config, name)
         np.testing.assert_allclose(
-            transform.to_gpus(np.zeros((1, 4)), obs[None]), policy.predict(obs[None])[0]
+            transform.to_replicas(np.zeros((1, 4)), obs[None]), policy.predict(obs[None])[0]
         )
     for _ in range(60):
         obs, *_ = env.step(policy.predict(obs)[0])
         zero = np.zeros((1, 4))
         for name in ("residual", "need_scale"):
-            gpus = make_action_transform(config, name).to_gpus(zero, obs[None])
-            np.testing.assert_allclose(gpus, policy.predict(obs[None])[0], atol=1e-6)
+            replicas = make_action_transform(config, name).to_replicas(zero, obs[None])
+            np.testing.assert_allclose(replicas, policy.predict(obs[None])[0], atol=1e-6)
 
 
-def test_absolute_action_spans_zero_to_max_gpus() -> None:
+def test_absolute_action_spans_zero_to_max_replicas() -> None:
     transform = AbsoluteAction(CONFIG)
-    obs = np.zeros((1, 12 * 4 + 5), np.float32)
-    np.testing.assert_allclose(transform.to_gpus(-np.ones((1, 4)), obs), 0.0)
-    np.testing.assert_allclose(transform.to_gpus(np.ones((1, 4)), obs), [[4.0, 8.0, 8.0, 4.0]])
-    np.testing.assert_allclose(transform.to_gpus(np.full((1, 4), 7.0), obs), [[4.0, 8.0, 8.0, 4.0]])
+    obs = np.zeros((1, 13 * 4 + 5), np.float32)
+    max_replicas = [[4.0, 2.0, 6.0, 4.0]]
+    np.testing.assert_allclose(transform.to_replicas(-np.ones((1, 4)), obs), 0.0)
+    np.testing.assert_allclose(transform.to_replicas(np.zeros((1, 4)), obs), np.multiply(max_replicas, 0.5))
+    np.testing.assert_allclose(transform.to_replicas(np.ones((1, 4)), obs), max_replicas)
+    np.testing.assert_allclose(transform.to_replicas(np.full((1, 4), 7.0), obs), max_replicas)
 
 
 def test_bad_actions_and_options_raise_clearly() -> None:

@@ -1,12 +1,12 @@
-"""How a learned policy's normalised action in ``[-1, 1]^N`` becomes desired GPUs per agent.
+"""How a learned policy's normalised action in ``[-1, 1]^N`` becomes desired replicas per agent.
 
-The environment's action is GPUs; a Gaussian policy learns best in a symmetric unit box. Two
+The environment's action is replicas; a Gaussian policy learns best in a symmetric unit box. Three
 parameterisations, chosen per scenario in ``train/hyperparams.yml``:
 
-| name       | desired GPUs of agent n                                                  |
-|------------|--------------------------------------------------------------------------|
-| ``absolute`` | ``(a_n + 1) / 2 x max_gpus_n``: the whole range, learned from scratch   |
-| ``residual`` | the adaptive heuristic's allocation ``+ a_n x residual_scale x max_gpus_n`` |
+| name       | desired replicas of agent n                                                  |
+|------------|------------------------------------------------------------------------------|
+| ``absolute`` | ``(a_n + 1) / 2 x max_replicas_n``: the whole range, learned from scratch   |
+| ``residual`` | the adaptive heuristic's replicas ``+ a_n x residual_scale x max_replicas_n`` |
 | ``need_scale`` | the adaptive heuristic run on its need estimate ``x max_need_factor ** a_n`` |
 
 ``residual`` and ``need_scale`` start a policy at the heuristic (zero action), which then learns
@@ -29,17 +29,17 @@ FloatArray = NDArray[np.float64]
 
 
 class ActionTransform(ABC):
-    """Maps (B, N) normalised actions and the (B, D) observations they answer to desired GPUs."""
+    """Maps (B, N) normalised actions and the (B, D) observations they answer to desired replicas."""
 
     name: str = "transform"
 
     def __init__(self, config: ScenarioConfig) -> None:
         self.config = config
-        self.max_gpus = np.array([a.max_gpus for a in config.agents])
+        self.max_replicas = np.array([a.max_replicas for a in config.agents], dtype=np.float64)
 
     @abstractmethod
-    def to_gpus(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
-        """(B, N) desired GPUs."""
+    def to_replicas(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
+        """(B, N) desired replicas."""
 
     def spec(self) -> dict[str, Any]:
         """Plain-data description, saved with a run so that the run can be rebuilt."""
@@ -47,23 +47,23 @@ class ActionTransform(ABC):
 
 
 class AbsoluteAction(ActionTransform):
-    """The unit box mapped linearly onto ``[0, max_gpus]``."""
+    """The unit box mapped linearly onto ``[0, max_replicas]``."""
 
     name = "absolute"
 
-    def to_gpus(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
-        """``(a + 1) / 2 x max_gpus``."""
+    def to_replicas(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
+        """``(a + 1) / 2 x max_replicas``."""
         unit = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        gpus: FloatArray = 0.5 * (unit + 1.0) * self.max_gpus
-        return gpus
+        replicas: FloatArray = 0.5 * (unit + 1.0) * self.max_replicas
+        return replicas
 
 
 class ResidualAction(ActionTransform):
-    """Corrections to the adaptive heuristic, up to ``residual_scale x max_gpus`` either way.
+    """Corrections to the adaptive heuristic, up to ``residual_scale x max_replicas`` either way.
 
     Args:
         config: the scenario.
-        residual_scale: largest correction as a fraction of each agent's ``max_gpus``.
+        residual_scale: largest correction as a fraction of each agent's ``max_replicas``.
     """
 
     name = "residual"
@@ -75,12 +75,12 @@ class ResidualAction(ActionTransform):
         self.residual_scale = float(residual_scale)
         self.base = AdaptivePolicy(config)
 
-    def to_gpus(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
-        """The heuristic's allocation for ``observation`` plus the scaled correction."""
+    def to_replicas(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
+        """The heuristic's replicas for ``observation`` plus the scaled correction."""
         base = self.base.allocate(self.base.layout.decode(observation))
         unit = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        gpus: FloatArray = base + unit * self.residual_scale * self.max_gpus
-        return gpus
+        replicas: FloatArray = base + unit * self.residual_scale * self.max_replicas
+        return replicas
 
     def spec(self) -> dict[str, Any]:
         """Name and scale."""
@@ -90,10 +90,11 @@ class ResidualAction(ActionTransform):
 class NeedScaleAction(ActionTransform):
     """The adaptive heuristic run on a learned correction of each agent's need.
 
-    The need the heuristic estimates (work arrival rate plus queued work over the drain time) is
-    multiplied by ``max_need_factor ** a_n``, then the heuristic allocates as usual (minimums
-    first, priority x need, caps, hysteresis). Small changes of the action stay inside the
-    heuristic's hysteresis band instead of turning into scale-ups, each of which is a cold start.
+    The need the heuristic estimates (arrival rate over a replica's sustainable rate, plus the queue
+    over the drain time) is multiplied by ``max_need_factor ** a_n``, then the heuristic allocates
+    as usual (one replica first, priority x need, caps, hysteresis). Small changes of the action
+    stay inside the heuristic's hysteresis band instead of turning into scale-ups, each of which is
+    a cold start.
 
     Args:
         config: the scenario.
@@ -109,11 +110,11 @@ class NeedScaleAction(ActionTransform):
         self.max_need_factor = float(max_need_factor)
         self.base = AdaptivePolicy(config)
 
-    def to_gpus(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
-        """The heuristic's allocation for the scaled need."""
+    def to_replicas(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
+        """The heuristic's replicas for the scaled need."""
         obs = self.base.layout.decode(observation)
         unit = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        need = self.base.need_gpus(obs) * self.max_need_factor**unit
+        need = self.base.need_replicas(obs) * self.max_need_factor**unit
         return self.base.allocate_for_need(obs, need)
 
     def spec(self) -> dict[str, Any]:

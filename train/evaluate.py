@@ -325,10 +325,15 @@ def scenario_lines(
         )
 
     lines = []
-    by_config: dict[ScenarioConfig, list[str]] = {}
+    # Grouped by equality: a scenario is not hashable (its platform and GPU specs hold dicts).
+    by_config: list[tuple[ScenarioConfig, list[str]]] = []
     for run in runs:
-        by_config.setdefault(run.config, []).append(run.label)
-    for trained, labels in by_config.items():
+        group = next((labels for trained, labels in by_config if trained == run.config), None)
+        if group is None:
+            by_config.append((run.config, [run.label]))
+        else:
+            group.append(run.label)
+    for trained, labels in by_config:
         differences = [d for d in config_differences(trained, config) if d[0] != "name"]
         who = f"run{'s' if len(labels) > 1 else ''} {', '.join(labels)}"
         if differences:

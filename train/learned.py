@@ -1,4 +1,4 @@
-"""A trained run as a policy with the same ``predict`` as the baselines, acting in GPUs."""
+"""A trained run as a policy with the same ``predict`` as the baselines, acting in replicas."""
 
 from __future__ import annotations
 
@@ -21,22 +21,28 @@ MODEL_FILES = {"best": "best_model.zip", "final": "model.zip"}
 RUN_CONFIG_KEYS = ("scenario", "hyperparams")
 """Keys every ``config.json`` written by ``gpu-alloc train`` holds."""
 
-POLICY_FIELDS: tuple[str, ...] = ("capacity_gpus", "gpu_granularity", "decision_interval_s", "rate_window_s")
+POLICY_FIELDS: tuple[str, ...] = ("capacity_gpus", "decision_interval_s", "rate_window_s")
 """Scenario fields a trained policy depends on, whatever the workload.
 
-``capacity_gpus`` scales the observation's GPU fractions, and it and ``gpu_granularity`` bound and
-round the allocations of the heuristic inside the ``residual`` and ``need_scale`` transforms;
-``decision_interval_s`` is how often the policy acts, and with ``rate_window_s`` it sets how the
-arrival-rate features of the observation are smoothed. ``episode_length_s`` is left out on purpose:
-the observation gives the elapsed time as a fraction of the episode, and no transform reads it.
+``capacity_gpus`` scales the observation's GPU fractions and bounds the allocations of the heuristic
+inside the ``residual`` and ``need_scale`` transforms; ``decision_interval_s`` is how often the
+policy acts, and with ``rate_window_s`` it sets how the arrival-rate features of the observation are
+smoothed. ``episode_length_s`` is left out on purpose: the observation gives the elapsed time as a
+fraction of the episode, and no transform reads it.
 """
-AGENT_POLICY_FIELDS: tuple[str, ...] = ("role", "min_gpus", "max_gpus", "priority", "request_slo_s")
-"""Fields of every agent a trained policy depends on: the observation's scales (``max_gpus`` of the
-work features, ``min_gpus``/``max_gpus``/``priority`` features, ``request_slo_s`` of the SLO
-pressure), the ``absolute`` and ``residual`` ranges (``max_gpus``) and the heuristic inside the
-``residual`` and ``need_scale`` transforms (``min_gpus``, ``max_gpus``, ``priority``); ``role``
-marks the coordinator. Token distributions, serving speeds and cold starts are the workload's and
-the platform's, and may differ."""
+AGENT_POLICY_FIELDS: tuple[str, ...] = (
+    "role",
+    "tensor_parallel",
+    "max_replicas",
+    "priority",
+    "request_slo_s",
+)
+"""Fields of every agent a trained policy depends on: the observation's scales (``tensor_parallel``
+turns replicas into GPU fractions, ``max_replicas`` and ``priority`` are features, ``request_slo_s``
+scales the SLO pressure), the ``absolute`` and ``residual`` ranges (``max_replicas``) and the
+heuristic inside the ``residual`` and ``need_scale`` transforms (``tensor_parallel``,
+``max_replicas``, ``priority``); ``role`` marks the coordinator. Token distributions, models,
+serving speeds and cold starts are the workload's and the platform's, and may differ."""
 
 
 def _read_json(path: Path) -> Any:
@@ -115,7 +121,7 @@ def missing_model_message(run_dir: Path, model: str) -> str:
 def config_differences(old: ScenarioConfig, new: ScenarioConfig) -> list[tuple[str, Any, Any]]:
     """``(dotted path, old value, new value)`` of every field in which two scenarios differ.
 
-    Agents are named by their names (``agents.code.max_gpus``) when both scenarios have the same
+    Agents are named by their names (``agents.code.max_replicas``) when both scenarios have the same
     agents in the same order; otherwise the difference is ``agents`` as a whole.
     """
     mine, theirs = old.to_dict(), new.to_dict()
@@ -229,7 +235,7 @@ class LearnedPolicy:
 
         It can when ``config`` has the same agents (so the same observation) and the same
         :data:`POLICY_FIELDS` and :data:`AGENT_POLICY_FIELDS` as the run's training scenario: the
-        policy decodes observations and turns its actions into GPUs with those values. The workload
+        policy decodes observations and turns its actions into replicas with those values. The workload
         (pattern, rate, trace and its part, token distributions) and the episode length may differ.
         """
         mine = [a.name for a in self.config.agents]
@@ -259,12 +265,12 @@ class LearnedPolicy:
         episode_start: NDArray[np.bool_] | None = None,
         deterministic: bool = True,
     ) -> tuple[NDArray[np.float32], tuple[NDArray[Any], ...] | None]:
-        """Desired GPUs per agent: (N,) for one observation, (B, N) for a batch."""
+        """Desired replicas per agent: (N,) for one observation, (B, N) for a batch."""
         obs = np.asarray(observation, dtype=np.float32)
         batch = obs.reshape(-1, self.layout.size)
         action, _ = self.model.predict(batch, deterministic=deterministic)
-        gpus = self.transform.to_gpus(np.asarray(action).reshape(batch.shape[0], -1), batch)
-        out = gpus.astype(np.float32)
+        replicas = self.transform.to_replicas(np.asarray(action).reshape(batch.shape[0], -1), batch)
+        out = replicas.astype(np.float32)
         return (out[0] if obs.ndim == 1 else out), state
 
     def __repr__(self) -> str:

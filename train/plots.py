@@ -36,37 +36,53 @@ def write_plots(
     written = []
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
     for policy in policies:
         latencies = [i.result.task_latencies_s for i in scored if i.result.policy == policy]
         pooled = np.sort(np.concatenate([x for x in latencies if x is not None]))
         if pooled.size:
             ax.plot(pooled, np.arange(1, pooled.size + 1) / pooled.size, label=policy)
-    ax.set_xscale("log")
+            drawn = drawn or bool(np.any(pooled > 0.0))
+    if drawn:  # a log axis needs a positive value (episodes may hold no task at all)
+        ax.set_xscale("log")
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no task latency to show", ha="center", transform=ax.transAxes)
     ax.set_xlabel("task latency (s)")
     ax.set_ylabel("fraction of tasks")
     ax.set_title(f"Task latency CDF, scenario {config.name}")
     ax.grid(True, alpha=0.3)
-    ax.legend()
     written.append(_save(fig, out_dir / "latency_cdf.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
     for policy in policies:
         mine = [i.result for i in scored if i.result.policy == policy]
-        p95 = [r.value("task_latency_p95_s") for r in mine]
-        cost = [r.value("cost_per_1k_tasks_usd") for r in mine]
+        pairs = np.array(
+            [(r.value("task_latency_p95_s"), r.value("cost_per_1k_tasks_usd")) for r in mine], dtype=float
+        ).reshape(-1, 2)
+        # An episode in which no task completed has no cost per task: it has no point.
+        pairs = pairs[np.all(np.isfinite(pairs), axis=1) & (pairs[:, 0] > 0.0)]
+        if not pairs.size:
+            continue
+        p95, cost = pairs[:, 0], pairs[:, 1]
         points = ax.scatter(p95, cost, s=12, alpha=0.5, label=policy)
         colour = np.array(points.get_facecolor()[0], dtype=float)
         colour[3] = 1.0
         ax.scatter([np.mean(p95)], [np.mean(cost)], s=90, marker="X", color=colour, edgecolors="black")
-    # Round-robin's latencies are ten times the others': a log axis keeps every policy readable.
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        drawn = True
+    if drawn:
+        # Round-robin's latencies are ten times the others': a log axis keeps every policy readable.
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no episode completed a task", ha="center", transform=ax.transAxes)
     ax.set_xlabel("p95 task latency (s, log scale)")
     ax.set_ylabel("cost per 1000 tasks (USD)")
     ax.set_title("Cost against tail latency (episodes; X = mean)")
     ax.grid(True, alpha=0.3)
-    ax.legend()
     written.append(_save(fig, out_dir / "cost_vs_p95.png"))
 
     fig, axes = plt.subplots(

@@ -3,7 +3,7 @@
 Same physics, observation and reward as :class:`gpu_alloc_env.GpuAllocEnv` (environment ``e``
 reset with seed ``s`` replays ``GpuAllocEnv`` reset with seed ``s``), without B Python
 environments: each step is one batched simulator step. Its actions are normalised, in
-``[-1, 1]^N``, turned into GPUs by an :class:`ActionTransform`. Episodes end by truncation; an
+``[-1, 1]^N``, turned into replicas by an :class:`ActionTransform`. Episodes end by truncation; an
 environment that finishes is reset at once from its own continuing generator, with the usual
 ``terminal_observation`` and ``TimeLimit.truncated`` in its info, plus ``episode_metrics``.
 """
@@ -33,7 +33,7 @@ class BatchVecEnv(VecEnv):
     Args:
         config: the scenario.
         num_envs: number of environments B.
-        transform: maps normalised actions to desired GPUs.
+        transform: maps normalised actions to desired replicas.
     """
 
     def __init__(self, config: ScenarioConfig, num_envs: int, transform: ActionTransform) -> None:
@@ -66,7 +66,7 @@ class BatchVecEnv(VecEnv):
             self.reset_infos[env] = {"time_s": 0.0}
         self._reset_seeds()
         self._reset_options()
-        self._obs = self.layout.encode(self.sim)
+        self._obs = self.layout.encode(self.sim.view(copy=False))
         first: NDArray[np.float32] = self._obs.copy()
         return first
 
@@ -84,10 +84,10 @@ class BatchVecEnv(VecEnv):
                 f"actions must be finite with shape ({self.num_envs}, {self.config.num_agents}), got "
                 f"shape {self._actions.shape}; check the policy's output"
             )
-        stats = self.sim.step(self.transform.to_gpus(actions, self._obs))
+        stats = self.sim.step(self.transform.to_replicas(actions, self._obs))
         components = reward_components(self.config, stats)
         reward = np.sum(np.stack(list(components.values())), axis=0).astype(np.float32)
-        obs = self.layout.encode(self.sim)
+        obs = self.layout.encode(self.sim.view(copy=False))
         done = self.sim.done.copy()
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if done.any():
@@ -98,7 +98,7 @@ class BatchVecEnv(VecEnv):
                     "episode_metrics": episode_metrics(self.sim, int(env)),
                 }
                 self._reset_one(int(env), None)
-            obs = self.layout.encode(self.sim)
+            obs = self.layout.encode(self.sim.view(copy=False))
         self._obs = obs
         return obs.copy(), reward, done, infos
 

@@ -1,23 +1,19 @@
-"""The pure NumPy simulator core: no Gymnasium, no reinforcement learning."""
+"""The simulator core: the serving physics of every replica and the workflow of tasks, compiled with numba.
 
-from gpu_alloc_env.core.allocation import (
-    REPAIR_KINDS,
-    AllocationLimits,
-    RepairResult,
-    priority_fill,
-    repair_allocation,
-)
+No Gymnasium and no reinforcement learning here.
+"""
+
+from gpu_alloc_env.core.allocation import fill_replicas, priority_fill, priority_order
 from gpu_alloc_env.core.metrics import EPISODE_METRICS, episode_metrics
-from gpu_alloc_env.core.simulator import BatchSimulator, StepStats
+from gpu_alloc_env.core.simulator import REPAIR_KINDS, BatchSimulator, StepStats
 
 __all__ = [
     "EPISODE_METRICS",
     "REPAIR_KINDS",
-    "AllocationLimits",
     "BatchSimulator",
-    "RepairResult",
     "StepStats",
     "episode_metrics",
+    "fill_replicas",
     "priority_fill",
-    "repair_allocation",
+    "priority_order",
 ]
