@@ -26,7 +26,7 @@ from gpu_alloc_env.serving.engine import (
     GPU_MEMORY_UTILIZATION,
     KV_RESERVE_GIB,
     EngineSpec,
-    build_engine,
+    default_engine,
 )
 from gpu_alloc_env.serving.hardware import GPUS, GpuSpec
 from gpu_alloc_env.serving.models import MODELS, ModelSpec
@@ -82,21 +82,7 @@ def replica(
     model: ModelSpec, gpu: GpuSpec, tensor_parallel: int = 1, dtype: str = "bf16", weight_source: str = "ssd"
 ) -> EngineSpec:
     """One replica with vLLM's defaults, weights loading from ``weight_source`` (RunPod's platform)."""
-    platform = PLATFORMS["runpod"]
-    return build_engine(
-        owner="validate",
-        model=model,
-        gpu=gpu,
-        tensor_parallel=tensor_parallel,
-        dtype=dtype,
-        gpu_memory_utilization=GPU_MEMORY_UTILIZATION,
-        kv_reserve_gib=KV_RESERVE_GIB,
-        max_num_seqs=None,
-        max_batched_tokens=None,
-        platform=platform,
-        weight_source=weight_source,
-        engine_startup_s=platform.engine_startup_s,
-    )
+    return default_engine(model, gpu, tensor_parallel, dtype, PLATFORMS["runpod"], weight_source, "validate")
 
 
 # ----------------------------------------------------------------------------- serving speed

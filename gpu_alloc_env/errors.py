@@ -94,6 +94,30 @@ def build_checked(cls: type[T], data: object, where: str) -> T:
     return cls(**data)
 
 
+def resolve_spec(
+    value: object, catalogue: Mapping[str, T], cls: type[T], field: str, kind: str, hint: str
+) -> T:
+    """A catalogue name, a ``cls`` or a mapping of its fields (for ``field``), as a ``cls``.
+
+    ``kind`` names the catalogue in messages ("GPU", "model", ...); ``hint`` lists the fields a
+    user describing their own must give.
+    """
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, str):
+        if value not in catalogue:
+            raise ConfigError(
+                f"unknown {kind} {value!r}; choose one of {sorted(catalogue)}, or describe your own with a "
+                f"{cls.__name__} (or a mapping of its fields{hint})"
+            )
+        return catalogue[value]
+    if isinstance(value, Mapping):
+        return build_checked(cls, value, field)
+    raise ConfigError(
+        f"{field} must be a {kind} name, a {cls.__name__} or a mapping of its fields, got {value!r}"
+    )
+
+
 def replace_checked(instance: T, overrides: Mapping[str, Any]) -> T:
     """``dataclasses.replace`` that rejects unknown fields with a helpful message."""
     known = {f.name for f in fields(instance)}  # type: ignore[arg-type]

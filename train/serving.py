@@ -17,10 +17,8 @@ from gpu_alloc_env.core.closed_loop import ClosedLoopResult, closed_loop
 from gpu_alloc_env.errors import ConfigError
 from gpu_alloc_env.serving.engine import (
     BLOCK_TOKENS,
-    GPU_MEMORY_UTILIZATION,
-    KV_RESERVE_GIB,
     EngineSpec,
-    build_engine,
+    default_engine,
 )
 from gpu_alloc_env.serving.hardware import resolve_gpu
 from gpu_alloc_env.serving.models import DTYPES, resolve_model
@@ -59,20 +57,13 @@ def replica_engine(
         )
     if dtype not in DTYPES:
         raise ConfigError(f"{OWNER}: --dtype must be one of {list(DTYPES)}, got {dtype!r}")
-    platform_spec = resolve_platform(platform)
-    return build_engine(
+    return default_engine(
+        resolve_model(model),
+        resolve_gpu(gpu),
+        tensor_parallel,
+        dtype,
+        resolve_platform(platform),
         owner=OWNER,
-        model=resolve_model(model),
-        gpu=resolve_gpu(gpu),
-        tensor_parallel=tensor_parallel,
-        dtype=dtype,
-        gpu_memory_utilization=GPU_MEMORY_UTILIZATION,
-        kv_reserve_gib=KV_RESERVE_GIB,
-        max_num_seqs=None,
-        max_batched_tokens=None,
-        platform=platform_spec,
-        weight_source=platform_spec.weight_source,
-        engine_startup_s=platform_spec.engine_startup_s,
     )
 
 

@@ -279,28 +279,23 @@ def apply_allocation(s: SimState, p: Params, b: int, desired: IntArray, t: float
         if s.rep[b, r]["state"] != FREE:
             held += p.agents[s.rep[b, r]["agent"]]["gpus"]
     free_gpus = p.capacity_gpus - held
-    for k in range(agents):
-        n = p.priority_order[k]
-        if need[n] > 0 and s.agent[b, n]["n_active"] + s.agent[b, n]["n_starting"] == 0:
-            left = _start_new(s, p, b, n, t, free_gpus, out)
-            if left < 0:
-                need[n] = 0
-            else:
-                free_gpus = left
-                need[n] -= 1
-    progress = True
-    while progress:
-        progress = False
-        for k in range(agents):
-            n = p.priority_order[k]
-            if need[n] > 0:
+    # One pass for the agents that hold no replica, then rounds of one replica each until none fits.
+    for first_only in (True, False):
+        progress = True
+        while progress:
+            progress = False
+            for k in range(agents):
+                n = p.priority_order[k]
+                held_n = s.agent[b, n]["n_active"] + s.agent[b, n]["n_starting"]
+                if need[n] == 0 or (first_only and held_n > 0):
+                    continue
                 left = _start_new(s, p, b, n, t, free_gpus, out)
                 if left < 0:
                     need[n] = 0
                 else:
                     free_gpus = left
                     need[n] -= 1
-                    progress = True
+                    progress = not first_only
     for n in range(agents):
         held_n = s.agent[b, n]["n_active"] + s.agent[b, n]["n_starting"]
         out.agent[b, n]["replicas"] = held_n

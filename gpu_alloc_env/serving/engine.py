@@ -120,6 +120,32 @@ class EngineSpec:
         return ttft, ttft + decode
 
 
+def default_engine(
+    model: ModelSpec,
+    gpu: GpuSpec,
+    tensor_parallel: int,
+    dtype: str,
+    platform: PlatformSpec,
+    weight_source: str | None = None,
+    owner: str = "replica",
+) -> EngineSpec:
+    """:func:`build_engine` with vLLM's defaults and the platform's weight source and start-up."""
+    return build_engine(
+        owner=owner,
+        model=model,
+        gpu=gpu,
+        tensor_parallel=tensor_parallel,
+        dtype=dtype,
+        gpu_memory_utilization=GPU_MEMORY_UTILIZATION,
+        kv_reserve_gib=KV_RESERVE_GIB,
+        max_num_seqs=None,
+        max_batched_tokens=None,
+        platform=platform,
+        weight_source=weight_source if weight_source is not None else platform.weight_source,
+        engine_startup_s=platform.engine_startup_s,
+    )
+
+
 def build_engine(
     *,
     owner: str,

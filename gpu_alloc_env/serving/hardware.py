@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from gpu_alloc_env.errors import ConfigError, check_number, replace_checked
+from gpu_alloc_env.errors import ConfigError, check_number, replace_checked, resolve_spec
 from gpu_alloc_env.serving import calibration
 
 GIB = 1024.0**3
@@ -162,18 +162,8 @@ GPU_SOURCES: dict[str, str] = {
 
 def resolve_gpu(gpu: str | GpuSpec | Any) -> GpuSpec:
     """A catalogue name, a :class:`GpuSpec` or a mapping of its fields, as a :class:`GpuSpec`."""
-    if isinstance(gpu, GpuSpec):
-        return gpu
-    if isinstance(gpu, str):
-        if gpu not in GPUS:
-            raise ConfigError(
-                f"unknown GPU {gpu!r}; choose one of {sorted(GPUS)}, or describe your own with a "
-                "GpuSpec (or a mapping of its fields: name, memory_gib, memory_bandwidth_bytes_per_s, "
-                "bf16_flops_per_s, fp8_flops_per_s, interconnect_bytes_per_s)"
-            )
-        return GPUS[gpu]
-    if isinstance(gpu, dict):
-        from gpu_alloc_env.errors import build_checked
-
-        return build_checked(GpuSpec, gpu, "gpu")
-    raise ConfigError(f"gpu must be a GPU name, a GpuSpec or a mapping of its fields, got {gpu!r}")
+    hint = (
+        ": name, memory_gib, memory_bandwidth_bytes_per_s, bf16_flops_per_s, fp8_flops_per_s, "
+        "interconnect_bytes_per_s"
+    )
+    return resolve_spec(gpu, GPUS, GpuSpec, "gpu", "GPU", hint)

@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from gpu_alloc_env.errors import ConfigError, build_checked, check_int, replace_checked
+from gpu_alloc_env.errors import ConfigError, check_int, replace_checked, resolve_spec
 
 Dtype = Literal["bf16", "fp8"]
 DTYPES: tuple[str, ...] = get_args(Dtype)
@@ -183,16 +183,8 @@ MODEL_SOURCES: dict[str, str] = {
 
 def resolve_model(model: str | ModelSpec | Any) -> ModelSpec:
     """A catalogue name, a :class:`ModelSpec` or a mapping of its fields, as a :class:`ModelSpec`."""
-    if isinstance(model, ModelSpec):
-        return model
-    if isinstance(model, str):
-        if model not in MODELS:
-            raise ConfigError(
-                f"unknown model {model!r}; choose one of {sorted(MODELS)}, or describe your own with a "
-                "ModelSpec (or a mapping of its fields: name, num_layers, hidden_size, "
-                "num_attention_heads, num_kv_heads, intermediate_size, vocab_size, max_context_tokens)"
-            )
-        return MODELS[model]
-    if isinstance(model, dict):
-        return build_checked(ModelSpec, model, "model")
-    raise ConfigError(f"model must be a model name, a ModelSpec or a mapping of its fields, got {model!r}")
+    hint = (
+        ": name, num_layers, hidden_size, num_attention_heads, num_kv_heads, intermediate_size, "
+        "vocab_size, max_context_tokens"
+    )
+    return resolve_spec(model, MODELS, ModelSpec, "model", "model", hint)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from gpu_alloc_env.errors import ConfigError, build_checked, check_number, replace_checked
+from gpu_alloc_env.errors import ConfigError, check_number, replace_checked, resolve_spec
 
 WeightSource = Literal["remote", "ssd", "host_memory"]
 WEIGHT_SOURCES: tuple[str, ...] = get_args(WeightSource)
@@ -180,17 +180,4 @@ PLATFORM_SOURCES: dict[str, str] = {
 
 def resolve_platform(platform: str | PlatformSpec | Any) -> PlatformSpec:
     """A catalogue name, a :class:`PlatformSpec` or a mapping of its fields, as a :class:`PlatformSpec`."""
-    if isinstance(platform, PlatformSpec):
-        return platform
-    if isinstance(platform, str):
-        if platform not in PLATFORMS:
-            raise ConfigError(
-                f"unknown platform {platform!r}; choose one of {sorted(PLATFORMS)}, or describe your own "
-                "with a PlatformSpec (or a mapping of its fields)"
-            )
-        return PLATFORMS[platform]
-    if isinstance(platform, dict):
-        return build_checked(PlatformSpec, platform, "platform")
-    raise ConfigError(
-        f"platform must be a platform name, a PlatformSpec or a mapping of its fields, got {platform!r}"
-    )
+    return resolve_spec(platform, PLATFORMS, PlatformSpec, "platform", "platform", "")
