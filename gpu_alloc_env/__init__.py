@@ -18,6 +18,7 @@ Importing the package registers the Gymnasium environments:
 
 from gymnasium.envs.registration import register, registry
 
+from gpu_alloc_env._kernel_cache import refresh as _refresh_kernel_cache
 from gpu_alloc_env.config import (
     AgentSpec,
     ConfigError,
@@ -31,6 +32,8 @@ from gpu_alloc_env.observation import ObservationLayout
 from gpu_alloc_env.scenarios import SCENARIOS, make_scenario
 
 __version__ = "0.1.0"
+
+_refresh_kernel_cache()
 
 ENV_IDS: dict[str, str] = {
     "GpuAlloc-v1": "paper",
