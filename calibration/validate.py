@@ -15,13 +15,14 @@ check consistency, not prediction.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import fit
 
-from gpu_alloc_env.core.closed_loop import closed_loop
+from gpu_alloc_env.core.closed_loop import ClosedLoopResult, closed_loop
 from gpu_alloc_env.serving.engine import (
     GPU_MEMORY_UTILIZATION,
     KV_RESERVE_GIB,
@@ -139,21 +140,110 @@ def musgrave_rows() -> list[Row]:
     ]
 
 
-def tensorrt_rows() -> list[Row]:
-    """TensorRT-LLM's batch-1 first-token latency of LLaMA 7B (A100 fp16, H100 fp8)."""
-    source = "TensorRT-LLM docs/source/performance.md (v0.5)"
+TENSORRT = "TensorRT-LLM docs/source/performance.md (v0.5)"
+TENSORRT_RUNS: tuple[tuple[str, str, str, str, int, int, float], ...] = (
+    # model, GPU, dtype run, dtype published, GPUs (tensor parallel), prompt tokens, first-token ms
+    ("llama-2-7b", "a100-80gb", "bf16", "fp16", 1, 2048, 133.0),
+    ("llama-2-7b", "a100-80gb", "bf16", "fp16", 1, 128, 16.0),
+    ("llama-2-7b", "h100-80gb", "fp8", "fp8", 1, 2048, 36.0),
+    ("llama-2-7b", "h100-80gb", "fp8", "fp8", 1, 128, 7.0),
+    ("llama-2-70b", "a100-80gb", "bf16", "fp16", 4, 2048, 377.0),
+    ("llama-2-70b", "a100-80gb", "bf16", "fp16", 4, 128, 47.0),
+    ("llama-2-70b", "h100-80gb", "fp8", "fp8", 4, 2048, 109.0),
+    ("llama-2-70b", "h100-80gb", "fp8", "fp8", 4, 128, 26.0),
+)
+"""The "Low Latency" tables (TensorRT-LLM v0.5, batch size 1): "LLaMA 7B" and "LLaMA 70B" (TP 4)
+first-token latency, A100 in fp16 and H100 in fp8."""
+
+
+def tensorrt_rows(tensor_parallel: Sequence[int]) -> list[Row]:
+    """TensorRT-LLM's batch-1 first-token latency of LLaMA 7B and 70B (A100 fp16, H100 fp8)."""
     method = "one prefill iteration (perf.prefill_time_s)"
     rows = []
-    for gpu, dtype, label, prompt, measured_ms in (
-        ("a100-80gb", "bf16", "fp16", 2048, 133.0),
-        ("a100-80gb", "bf16", "fp16", 128, 16.0),
-        ("h100-80gb", "fp8", "fp8", 2048, 36.0),
-        ("h100-80gb", "fp8", "fp8", 128, 7.0),
-    ):
-        coef = replica(MODELS["llama-2-7b"], GPUS[gpu], dtype=dtype).coefficient_array()
-        config = f"llama-2-7b {label}, 1x {gpu}, batch 1"
+    for name, gpu, dtype, label, k, prompt, measured_ms in TENSORRT_RUNS:
+        if k not in tensor_parallel:
+            continue
+        coef = replica(MODELS[name], GPUS[gpu], k, dtype=dtype).coefficient_array()
+        config = f"{name} {label}, {k}x {gpu}, batch 1"
         figure = f"first-token latency, {prompt:,} tokens (ms)"
-        rows.append(Row(source, config, figure, method, measured_ms, 1e3 * prefill_time_s(coef, 1, prompt)))
+        rows.append(Row(TENSORRT, config, figure, method, measured_ms, 1e3 * prefill_time_s(coef, 1, prompt)))
+    return rows
+
+
+LAMBDA_BURST = "LambdaLabsML/vllm-benchmark, results/prompt_10 (20240819 run)"
+LAMBDA_BURST_RUNS: tuple[tuple[str, str, int, int, int, int, float, float], ...] = (
+    # model, GPU, GPUs, prompts, input tokens, output tokens, output tok/s, median ITL in ms
+    ("mistral-7b", "h100-80gb", 1, 10, 1585, 2490, 336.73, 7.877),
+)
+"""``results/prompt_10/1xH100-80GB-SXM/Mistral-7B-Instruct-v0.3_tp1_len2000.json``: the same 10-prompt
+start of the ShareGPT set sent at once, vLLM 0.5.4, run the same day (20240819) as the 320-prompt
+file the Lambda rows above use. The A100 file of the same name is a later vLLM 0.6 run (20240907,
+ITLs of about 108 ms: ten tokens per step of multi-step scheduling), so it is left out; no other
+10-prompt file was matched to the table's runs."""
+
+
+def lambda_burst_rows() -> list[Row]:
+    """The Lambda benchmark's 10-prompt runs: ITL at the few requests a small burst keeps decoding.
+
+    Two long answers (890 and 928 tokens) give most of the tokens, so the median ITL is that of a
+    batch of one to three; a 7B's iteration hardly changes over that range, in the model too.
+    """
+    rows = []
+    for name, gpu, k, prompts, inputs, outputs, tokens_per_s, itl_ms in LAMBDA_BURST_RUNS:
+        prompt, output = round(inputs / prompts), round(outputs / prompts)
+        clients = round(tokens_per_s * itl_ms / 1e3)
+        result = closed_loop(replica(MODELS[name], GPUS[gpu], k), clients, prompt, output)
+        config = f"{name} bf16, {k}x {gpu}, {prompt} in / {output} out, {prompts} prompts"
+        method = f"closed loop, C = tok/s x ITL = {clients}, mean ITL"
+        rows.append(Row(LAMBDA_BURST, config, "median ITL (ms)", method, itl_ms, 1e3 * result.itl_s))
+    return rows
+
+
+NIM = "NVIDIA NIM docs, nim/benchmarking/llm/1.0.0/performance (NIM 1.8.0)"
+NIM_CONFIG = "llama-3.3-70b fp8, 2x h100-80gb, 5000 in / 500 out"
+NIM_SWEEP: tuple[tuple[int, float, float, float], ...] = (
+    # concurrency, TTFT in ms, ITL in ms, throughput in output tok/s
+    (1, 406.77, 18.58, 51.67),
+    (5, 546.7, 21.83, 218.48),
+    (25, 688.69, 38.75, 623.4),
+    (50, 834.51, 59.73, 814.37),
+    (100, 7996.25, 92.91, 917.26),
+    (150, 34794.22, 92.86, 920.9),
+)
+"""The "Llama-3.3-70b-instruct Results, Version 1.8.0, 2 x H100 80G, fp8 TP2, 5000 Input Tokens / 500
+Output Tokens" table (rows up to C=150 of its 1-250; 200 and 250 repeat the plateau). AIPerf's
+concurrency mode: a closed loop of C clients. The page gives neither the engine profile nor the
+KV-cache dtype; the plateau below implies fp8 KV (in bf16, 85 requests of 5,500 tokens would need
+about 150 GB of cache on two 80 GB GPUs that also hold 70 GB of weights)."""
+
+
+@functools.cache
+def nim_engine() -> EngineSpec:
+    """Llama-3.3-70B in fp8 (weights and KV cache) on two H100s, vLLM's defaults."""
+    return replica(MODELS["llama-3.3-70b"], GPUS["h100-80gb"], 2, "fp8")
+
+
+@functools.cache
+def nim_result(concurrency: int) -> ClosedLoopResult:
+    """The model's closed loop at one of the NIM sweep's concurrencies."""
+    return closed_loop(nim_engine(), concurrency, 5000, 500)
+
+
+def nim_rows() -> list[Row]:
+    """TTFT and ITL of NIM's sweep against closed loops at the same concurrency and lengths.
+
+    TTFT up to C=100 (where requests queue for the cache, so it is given in seconds); ITL up to
+    C=50 (past it the batch no longer grows, see :func:`kv_saturation_rows`).
+    """
+    rows = []
+    for c, ttft_ms, _, _ in NIM_SWEEP[:5]:
+        scale, unit = (1e-3, "s") if ttft_ms > 1e3 else (1.0, "ms")
+        figure, method = f"TTFT at C={c} ({unit})", f"closed loop C={c}, mean TTFT"
+        ttft = 1e3 * nim_result(c).ttft_s
+        rows.append(Row(NIM, NIM_CONFIG, figure, method, scale * ttft_ms, scale * ttft))
+    for c, _, itl_ms, _ in NIM_SWEEP[:4]:
+        itl = 1e3 * nim_result(c).itl_s
+        rows.append(Row(NIM, NIM_CONFIG, f"ITL at C={c} (ms)", f"closed loop C={c}, mean ITL", itl_ms, itl))
     return rows
 
 
@@ -185,6 +275,31 @@ def kv_rows() -> list[Row]:
         (older, "llama-2-7b bf16, 1x a100-80gb, 0.90", *blocks, 7351, on_a100.kv_blocks),
     )
     return [Row(*entry) for entry in table]
+
+
+def kv_saturation_rows() -> list[Row]:
+    """Where the KV cache saturates: the requests NIM's engine keeps decoding once it stops growing.
+
+    Past C=100 the sweep's throughput and ITL stay flat (920 tok/s, 93 ms) while TTFT grows with
+    the queue: the batch is as large as the cache allows for 5,500-token requests. By Little's law
+    the requests decoding at once are throughput x ITL; the model's, the same way from its closed
+    loop at C=150, where it queues and preempts for its own cache.
+    """
+    c, _, itl_ms, tokens_per_s = NIM_SWEEP[-1]
+    result = nim_result(c)
+    kv_tokens = nim_engine().kv_capacity_tokens
+    method = f"closed loop C={c}, tok/s x mean ITL (KV {kv_tokens:,} tokens)"
+    figure = f"requests decoding at once, C={c}"
+    return [
+        Row(
+            NIM,
+            NIM_CONFIG,
+            figure,
+            method,
+            tokens_per_s * itl_ms / 1e3,
+            result.output_tokens_per_s * result.itl_s,
+        )
+    ]
 
 
 # ----------------------------------------------------------------------------- cold starts
@@ -263,20 +378,30 @@ SECTIONS: tuple[tuple[str, str], ...] = (
         "Serving speed",
         "Lambda: vLLM 0.5.4, 320 ShareGPT prompts sent at once, max-num-seqs 256; the model runs the "
         "clients the measured throughput and ITL imply (Little's law) with the mean request, and "
-        "compares its mean ITL with the published median. johnmusgrave.com: vLLM 0.23, closed loop "
+        "compares its mean ITL with the published median; the 10-prompt run of the same day gives "
+        "the same configuration's ITL at a few requests. johnmusgrave.com: vLLM 0.23, closed loop "
         "(max-concurrency C). a100-40gb: the a100-80gb entry with 39.4 GiB and 1.555 TB/s (NVIDIA "
-        "A100 datasheet). TensorRT-LLM: fp16 on the A100 is run as bf16 (same bytes and FLOPs).",
+        "A100 datasheet). TensorRT-LLM: fp16 on the A100 is run as bf16 (same bytes and FLOPs). "
+        "NIM: NVIDIA's published sweep, AIPerf closed loop of C clients with fixed 5,000 in / 500 "
+        "out tokens, figures taken as means; the engine is NIM's (the page names no profile; "
+        "NIM 1.x serves H100 fp8 with TensorRT-LLM), not vLLM; H100 80G taken as the SXM part. "
+        "The model runs a closed loop at the same C and lengths, fp8 weights and KV cache.",
     ),
     (
         "Tensor-parallel scaling",
         "Held-out scaling data of the calibration: the BLOOM-176B TP8 rows above (another "
         "architecture on 8 GPUs). Below, Mistral-7B on 2, 4 and 8 GPUs of the same Lambda table, "
-        "same method as its 1-GPU rows.",
+        "same method as its 1-GPU rows, and TensorRT-LLM's LLaMA 70B (llama-2-70b) first-token "
+        "latency on 4 GPUs, same method as its LLaMA 7B rows (another engine's measurement of the "
+        "model and degree whose splitwise-sim prefill rows were fitted; the H100 rows in fp8).",
     ),
     (
         "KV-cache capacity",
         "vLLM's start-up memory profile against build_engine (GPU memory x 0.90 - weights - 2.5 GiB "
-        "reserve per GPU, in blocks of 16 tokens).",
+        "reserve per GPU, in blocks of 16 tokens). Last row, where the cache saturates: past C=100 "
+        "NIM's sweep keeps 920 tok/s at 93 ms ITL while TTFT grows with the queue, so throughput x "
+        "ITL (Little's law) is the number of 5,500-token requests its cache holds; the model's is "
+        "computed the same way from its closed loop, which queues and preempts for its own cache.",
     ),
     (
         "Cold starts",
@@ -289,9 +414,13 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 def all_rows() -> dict[str, list[Row]]:
     """Every comparison, by section title."""
     return {
-        "Serving speed": lambda_rows([1]) + musgrave_rows() + tensorrt_rows(),
-        "Tensor-parallel scaling": lambda_rows([2, 4, 8]),
-        "KV-cache capacity": kv_rows(),
+        "Serving speed": lambda_rows([1])
+        + lambda_burst_rows()
+        + musgrave_rows()
+        + tensorrt_rows([1])
+        + nim_rows(),
+        "Tensor-parallel scaling": lambda_rows([2, 4, 8]) + tensorrt_rows([4]),
+        "KV-cache capacity": kv_rows() + kv_saturation_rows(),
         "Cold starts": cold_start_rows(),
     }
 

@@ -159,8 +159,15 @@ class AgentSpec:
         return self.max_replicas * self.tensor_parallel
 
     def replace(self, **overrides: Any) -> AgentSpec:
-        """A copy with some fields changed (validated; unknown fields are an error)."""
-        return _replace_checked(self, overrides)
+        """A copy with some fields changed (validated; unknown fields are an error).
+
+        ``model`` accepts a catalogue name, a :class:`ModelSpec`, or a mapping of its fields merged
+        into the current model.
+        """
+        resolved = dict(overrides)
+        if isinstance(resolved.get("model"), Mapping):
+            resolved["model"] = self.model_spec.replace(**resolved["model"])
+        return _replace_checked(self, resolved)
 
 
 def _check_text(owner: str, name: str, value: object) -> None:
@@ -588,14 +595,19 @@ class ScenarioConfig:
     def replace(self, **overrides: Any) -> ScenarioConfig:
         """A copy with fields overridden.
 
-        ``workload`` and ``reward`` accept a mapping of their own fields, merged into the current
-        values. ``agents`` accepts a sequence of :class:`AgentSpec` (or mappings of all their
+        ``workload``, ``reward``, ``gpu`` and ``platform`` accept a mapping of their own fields,
+        merged into the current values (``platform={"keep_alive_s": 30}`` keeps the rest of the
+        platform). ``agents`` accepts a sequence of :class:`AgentSpec` (or mappings of all their
         fields) replacing the agents, or a mapping ``{agent_name: {field: value}}`` changing some
         fields of named agents. Unknown fields or agent names are an error.
         """
         resolved = dict(overrides)
         if isinstance(resolved.get("workload"), Mapping):
             resolved["workload"] = self.workload.replace(**resolved["workload"])
+        if isinstance(resolved.get("gpu"), Mapping):
+            resolved["gpu"] = self.gpu_spec.replace(**resolved["gpu"])
+        if isinstance(resolved.get("platform"), Mapping):
+            resolved["platform"] = self.platform_spec.replace(**resolved["platform"])
         if isinstance(resolved.get("reward"), Mapping):
             resolved["reward"] = self.reward.replace(**resolved["reward"])
         if "agents" in resolved:
@@ -614,7 +626,7 @@ class ScenarioConfig:
                 if not isinstance(fields_, Mapping):
                     raise ConfigError(
                         f"agents override for {name!r} must be a mapping of AgentSpec fields, got "
-                        f"{fields_!r}; write for example agents={{{name!r}: {{'max_gpus': 6}}}}"
+                        f"{fields_!r}; write for example agents={{{name!r}: {{'max_replicas': 3}}}}"
                     )
             return tuple(a.replace(**value[a.name]) if a.name in value else a for a in self.agents)
         if isinstance(value, (list, tuple)):

@@ -66,9 +66,10 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
     ## Action Space
     ``Box(0, max_replicas, (N,), float32)``: the replicas desired for each agent, in agent order
     (agent 0 is the coordinator). Any finite action is made feasible: clipped to
-    ``[0, max_replicas]`` and rounded to whole replicas; if the pool cannot hold them, scale-ups are
-    cut (one replica first for each agent that has none, highest priority first, then one at a time
-    in priority order; other agents' kept-alive replicas are stopped to make room first).
+    ``[0, max_replicas]`` and rounded to whole replicas (halves up); if the pool cannot hold them,
+    scale-ups are cut (one replica first for each agent that has none, highest priority first, then
+    one at a time in priority order; other agents' kept-alive replicas are stopped to make room
+    first).
     ``info["repairs"]`` says which agents each repair touched; ``info["action_repair_replicas"]``
     is the L1 distance from the request. An action of the wrong shape, or with NaN or infinity,
     raises ``ValueError``.

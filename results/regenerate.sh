@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-for scenario in paper bursty diurnal; do
+for scenario in paper bursty diurnal trace-conv trace-conv-held-out trace-code trace-code-held-out \
+    trace-conv-twin trace-code-twin; do
     gpu-alloc compare --scenario "$scenario" --episodes 10 --out "results/$scenario"
 done
 gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 2000000 \

@@ -233,7 +233,7 @@ BAD_OVERRIDES: list[tuple[dict[str, Any], str]] = [
     ({"gpu": 7}, r"gpu must be a GPU name, a GpuSpec or a mapping of its fields, got 7"),
     (
         {"agents": {"code": {"model": {"name": "x", "layers": 3}}}},
-        r"unknown ModelSpec field\(s\) \['layers'\] in model",
+        r"unknown ModelSpec field\(s\) \['layers'\]",
     ),
     (
         {"gpu": GPUS["h100-80gb"].replace(name="my-gpu")},

@@ -62,9 +62,10 @@ def test_iteration_coefficients_are_the_roofline_terms_by_hand(model: str, k: in
     layers, hidden, heads, kv = spec.num_layers, spec.hidden_size, spec.num_attention_heads, spec.num_kv_heads
     allreduces = 2 * layers if k > 1 else 0
     assert coef.weights_s == pytest.approx(spec.params * 2.0 / k / bandwidth, rel=1e-12)
-    # Two FLOPs per matmul weight: every layer and the output projection (not the input embedding).
-    matmul = layers * spec.layer_params + spec.vocab_size * hidden
-    assert coef.linear_s_per_token == pytest.approx(2.0 * matmul / k / compute, rel=1e-12)
+    # Two FLOPs per weight of every layer for each token; the output projection (vocabulary x
+    # hidden) only for the one token each sequence samples, not for every prompt token.
+    assert coef.linear_s_per_token == pytest.approx(2.0 * layers * spec.layer_params / k / compute, rel=1e-12)
+    assert coef.head_s_per_sequence == pytest.approx(2.0 * spec.vocab_size * hidden / k / compute, rel=1e-12)
     # Two ring all-reduces per layer of a bf16 activation vector, 2 (k - 1) / k of it on the link.
     assert coef.comm_s_per_token == pytest.approx(
         allreduces * 2.0 * (k - 1) / k * hidden * 2.0 / link, rel=1e-12
@@ -86,12 +87,13 @@ def test_iteration_time_reads_the_weights_once_or_is_compute_bound() -> None:
     c = coef.as_array()
     # A decode batch of 3 with 1,000 KV tokens read and 1,003 pairs: the weights' read dominates.
     decode = c[0] + 3 * c[1] + c[2] + 3 * c[4] + 1000 * c[5] + 1003 * c[6]
-    assert c[3] * 3 < c[2]
+    assert c[3] * 3 + c[7] * 3 < c[2]
     assert iteration_time_s(c, 3.0, 3.0, 1000.0, 1003.0) == pytest.approx(decode, rel=1e-12)
-    # A prefill of 4,096 tokens: the matmuls take longer than one read of the weights.
+    # A prefill of 4,096 tokens: the matmuls (the layers for every token, the output projection
+    # for the one sampled) take longer than one read of the weights.
     pairs = 4096 * 4097 / 2
-    prefill = c[0] + c[1] + 4096 * c[3] + 4096 * c[4] + pairs * c[6]
-    assert c[3] * 4096 > c[2]
+    prefill = c[0] + c[1] + 4096 * c[3] + c[7] + 4096 * c[4] + pairs * c[6]
+    assert c[3] * 4096 + c[7] > c[2]
     assert iteration_time_s(c, 1.0, 4096.0, 0.0, pairs) == pytest.approx(prefill, rel=1e-12)
     assert iteration_time_s(c, 0.0, 0.0, 0.0, 0.0) == 0.0
 
@@ -372,14 +374,19 @@ def test_closed_loop_of_one_client_is_a_lone_request_by_hand() -> None:
     assert result.requests_per_s == pytest.approx(1.0 / latency, rel=0.02)
 
 
-def test_closed_loop_clients_in_lockstep_share_each_iteration() -> None:
-    # Two clients sending identical requests together stay in step: one prefill of both prompts,
-    # then 19 decodes of a batch of two.
+def test_closed_loop_clients_start_spread_and_overlap_prefill_with_decode() -> None:
+    # Two clients of identical requests, the second starting half a lone request's latency after the
+    # first: each prompt is prefilled in an iteration beside the other request's decode, so the time to
+    # first token lies between a lone prefill and a prefill of both prompts together.
     engine = _engine("llama-3.1-8b", 1)
     coef = engine.coefficient_array()
     result = closed_loop(engine, 2, 100, 20)
-    ttft = it(coef, 2, 200, 0, 2 * 100 * 101 / 2)
-    latency = ttft + sum(it(coef, 2, 2, 2 * (100 + k - 1), 2 * (100 + k)) for k in range(1, 20))
-    assert result.ttft_s == pytest.approx(ttft, rel=1e-9)
-    assert result.e2e_latency_s == pytest.approx(latency, rel=1e-9)
-    assert result.output_tokens_per_s == pytest.approx(2 * 20 / latency, rel=0.02)
+    alone = it(coef, 1, 100, 0, 100 * 101 / 2)
+    together = it(coef, 2, 200, 0, 2 * 100 * 101 / 2)
+    assert alone < result.ttft_s < together
+    # Little's law: two clients, each always with one request in the system.
+    assert result.requests_per_s * result.e2e_latency_s == pytest.approx(2.0, rel=0.02)
+    assert result.output_tokens_per_s == pytest.approx(20 * result.requests_per_s, rel=1e-9)
+    # Batched, each token takes longer than alone; two clients still finish more requests per second.
+    lone = closed_loop(engine, 1, 100, 20)
+    assert result.itl_s > lone.itl_s and result.requests_per_s > lone.requests_per_s

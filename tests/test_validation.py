@@ -87,6 +87,28 @@ def test_kv_capacity_matches_the_vllm_log(validate: ModuleType) -> None:
         assert abs(rows[(log, figure)].error) < 0.01, figure
 
 
+def test_ttft_and_itl_are_compared_at_several_concurrencies(validate: ModuleType) -> None:
+    """The NIM sweep gives TTFT and ITL of one configuration at C=1 and three or more C above it."""
+    rows = validate.nim_rows()
+    for metric in ("TTFT", "ITL"):
+        levels = {
+            int(match.group(1))
+            for row in rows
+            if (match := re.fullmatch(rf"{metric} at C=(\d+) \((?:ms|s)\)", row.figure))
+        }
+        assert 1 in levels and len(levels - {1}) >= 3, (metric, levels)
+    for row in rows:
+        concurrency = re.search(r"C=(\d+)", row.figure)
+        assert concurrency is not None and f"closed loop C={concurrency.group(1)}," in row.method
+
+
+def test_kv_saturation_matches_the_nim_plateau(validate: ModuleType) -> None:
+    """Requests decoding at once where NIM's sweep saturates (tok/s x ITL at C=150), within 10%."""
+    (row,) = validate.kv_saturation_rows()
+    assert row.measured == pytest.approx(920.9 * 92.86e-3)
+    assert abs(row.error) < 0.10, row.error
+
+
 def test_calibration_reproduces_its_stated_errors(printed: str) -> None:
     """The committed calibration still has the errors its module docstring states (to rounding)."""
     assert calibration.__doc__ is not None

@@ -45,7 +45,7 @@ class ClosedLoopResult:
     """Preemptions (KV cache full) in the window."""
 
     def to_dict(self) -> dict[str, float | int]:
-        """Plain-data form (the keys of ``gpu-alloc serving --json``)."""
+        """Plain-data form (``gpu-alloc serving --json`` prints these keys but ``preemptions``)."""
         return asdict(self)
 
 
@@ -96,43 +96,54 @@ PREEMPTIONS = np.dtype([("preemptions", np.int64)])
 def _run(
     s: SimState,
     p: Params,
-    clients: int,
+    first_s: np.ndarray,
     prompt: int,
     output: int,
     warmup_s: float,
     end_s: float,
-    log: np.ndarray,
-) -> tuple[int, int]:
-    """Run the loop; returns (requests logged, preemptions after the warm-up).
+) -> np.ndarray:
+    """Run the loop; returns sums over the requests completed in ``[warmup_s, end_s)``.
 
-    Each request completing after ``warmup_s`` writes its time to first token, latency, output
-    tokens and time from first token to completion to a row of ``log``.
+    Client ``i`` sends its first request at ``first_s[i]`` and its next one when the last completes.
+    The sums are, in order: requests, TTFT, latency, output tokens, time from first token to
+    completion over output tokens after the first, requests of two tokens or more, preemptions.
     """
-    for i in range(clients):
-        _reset_request(s, i, 0.0, prompt, output)
-        queue_push_back(s, 0, 0, i)
+    clients = first_s.shape[0]
     completed = np.zeros(p.agents[0]["max_seqs"] + 1, dtype=np.int64)
     counts = np.zeros((1, 1), dtype=PREEMPTIONS)
-    count = 0
-    t = 0.0
-    start_iteration(s, p, 0, 0, t, True, counts)
-    while t < end_s:
-        t = s.rep[0, 0]["busy_until_s"]
+    sums = np.zeros(7)
+    started = 0
+    while True:
+        arrival = first_s[started] if started < clients else np.inf
+        busy = s.rep[0, 0]["busy_until_s"]
+        t = arrival if arrival <= busy else busy
+        if t >= end_s:
+            break
+        if arrival <= busy:
+            _reset_request(s, started, t, prompt, output)
+            queue_push_back(s, 0, 0, started)
+            started += 1
+            if busy == np.inf:
+                start_iteration(s, p, 0, 0, t, True, counts)
+            continue
         done = finish_iteration(s, 0, 0, t, completed)
         for k in range(done):
-            i = completed[k]
-            if t >= warmup_s and count < log.shape[0]:
-                log[count, 0] = s.rq[0, i]["first_token_s"] - s.rq[0, i]["arrival_s"]
-                log[count, 1] = t - s.rq[0, i]["arrival_s"]
-                log[count, 2] = s.rq[0, i]["generated"]
-                log[count, 3] = t - s.rq[0, i]["first_token_s"]
-                count += 1
-            _reset_request(s, i, t, prompt, output)
-            queue_push_back(s, 0, 0, i)
+            row = s.rq[0, completed[k]]
+            if t >= warmup_s:
+                sums[0] += 1.0
+                sums[1] += row["first_token_s"] - row["arrival_s"]
+                sums[2] += t - row["arrival_s"]
+                sums[3] += row["generated"]
+                if row["generated"] > 1:
+                    sums[4] += (t - row["first_token_s"]) / (row["generated"] - 1)
+                    sums[5] += 1.0
+            _reset_request(s, completed[k], t, prompt, output)
+            queue_push_back(s, 0, 0, completed[k])
         start_iteration(s, p, 0, 0, t, True, counts)
         if t < warmup_s:
             counts[0, 0]["preemptions"] = 0
-    return count, counts[0, 0]["preemptions"]
+    sums[6] = counts[0, 0]["preemptions"]
+    return sums
 
 
 def closed_loop(
@@ -140,9 +151,11 @@ def closed_loop(
 ) -> ClosedLoopResult:
     """Serve ``concurrency`` closed-loop clients on one replica of ``engine`` and measure it.
 
-    The warm-up lasts three of the slowest possible request times (every client's prefill before
-    the first decode, then the output at the largest batch); the window then holds at least
-    :data:`MIN_COMPLETIONS` requests (and five per client).
+    The clients start spread over one unloaded request's latency (client ``i`` at ``i / C`` of
+    it), so that identical requests do not all arrive, and stay, in step. The warm-up lasts three
+    of the slowest possible request times (every client's prefill before the first decode, then
+    the output at the largest batch); the window then holds at least :data:`MIN_COMPLETIONS`
+    requests (and five per client).
     """
     if concurrency < 1 or input_tokens < 1 or output_tokens < 1:
         raise ValueError(
@@ -163,28 +176,24 @@ def closed_loop(
     warmup_s = 3.0 * slowest_s
     measured = max(MIN_COMPLETIONS, 5 * concurrency)
     window_s = measured * slowest_s / concurrency * 2.0
+    alone_s = float(engine.lone_request_s(np.array([input_tokens]), np.array([output_tokens]))[1][0])
+    first_s = np.arange(concurrency) * alone_s / concurrency
     s = allocate_state(1, 1, 1, requests=concurrency, tasks=1, calls=1)
     s.rep[0, 0]["agent"] = 0
     s.rep[0, 0]["state"] = ACTIVE
     s.agent[0, 0]["n_active"] = 1
-    log = np.zeros((measured * 4 + concurrency, 4))
-    count, preemptions = _run(
-        s, p, concurrency, input_tokens, output_tokens, warmup_s, warmup_s + window_s, log
-    )
+    sums = _run(s, p, first_s, input_tokens, output_tokens, warmup_s, warmup_s + window_s)
+    count = sums[0]
     if count == 0:
         raise RuntimeError("no request completed in the measurement window")  # pragma: no cover
-    rows = log[:count]
-    span_s = window_s
-    generated = rows[:, 2]
-    itl = rows[:, 3][generated > 1] / (generated[generated > 1] - 1.0)
     return ClosedLoopResult(
         concurrency=concurrency,
-        ttft_s=float(rows[:, 0].mean()),
-        itl_s=float(itl.mean()) if itl.size else math.nan,
-        e2e_latency_s=float(rows[:, 1].mean()),
-        output_tokens_per_s=float(generated.sum() / span_s),
-        requests_per_s=float(count / span_s),
-        preemptions=int(preemptions),
+        ttft_s=float(sums[1] / count),
+        itl_s=float(sums[4] / sums[5]) if sums[5] else math.nan,
+        e2e_latency_s=float(sums[2] / count),
+        output_tokens_per_s=float(sums[3] / window_s),
+        requests_per_s=float(count / window_s),
+        preemptions=int(sums[6]),
     )
 
 

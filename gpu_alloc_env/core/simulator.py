@@ -265,9 +265,12 @@ class BatchSimulator:
 
     # ------------------------------------------------------------------ step
     def repair(self, desired: FloatArray) -> tuple[IntArray, dict[str, BoolArray]]:
-        """Whole replicas within ``[0, max_replicas]`` for a finite (B, N) request, and the repairs."""
+        """Whole replicas within ``[0, max_replicas]`` for a finite (B, N) request, and the repairs.
+
+        Halves round up (1.5 replicas become 2).
+        """
         clipped = np.clip(desired, 0.0, self.max_replicas)
-        replicas = np.rint(clipped).astype(np.int64)
+        replicas = np.floor(clipped + 0.5).astype(np.int64)
         repairs = {
             "clipped_negative": desired < 0.0,
             "clipped_above_max": desired > self.max_replicas,

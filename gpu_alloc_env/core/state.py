@@ -163,7 +163,7 @@ class Params(NamedTuple):
     agents: Records
     """(N,) :data:`AGENT_PARAMS` of each agent."""
     coef: FloatArray
-    """(N, 7) iteration-time coefficients (:data:`gpu_alloc_env.serving.perf.COEFFICIENT_NAMES`)."""
+    """(N, 8) iteration-time coefficients (:data:`gpu_alloc_env.serving.perf.COEFFICIENT_NAMES`)."""
     priority_order: IntArray
     """Agents by descending priority (ties by index)."""
     capacity_gpus: int

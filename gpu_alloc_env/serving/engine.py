@@ -93,7 +93,8 @@ class EngineSpec:
         budget = float(self.max_batched_tokens)
 
         def base(tokens: NDArray[np.float64] | float) -> NDArray[np.float64]:
-            weights = np.maximum(c.weights_s, c.linear_s_per_token * np.asarray(tokens))
+            matmul = c.linear_s_per_token * np.asarray(tokens) + c.head_s_per_sequence
+            weights = np.maximum(c.weights_s, matmul)
             cost: NDArray[np.float64] = c.fixed_s + c.per_sequence_s + weights + c.comm_s_per_token * tokens
             return cost
 

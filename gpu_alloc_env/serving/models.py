@@ -98,8 +98,8 @@ class ModelSpec:
 
     @property
     def matmul_params(self) -> int:
-        """Weights that take part in a matrix product per token: the layers and the output projection."""
-        return self.num_layers * self.layer_params + self.embedding_params
+        """Weights that take part in a matrix product for every token: those of the layers."""
+        return self.num_layers * self.layer_params
 
     def weight_bytes(self, dtype: str) -> float:
         """Bytes of all weights stored in ``dtype``."""
@@ -110,8 +110,16 @@ class ModelSpec:
         return 2.0 * self.num_layers * self.num_kv_heads * self.head_dim * BYTES_PER_ELEMENT[dtype]
 
     def linear_flops_per_token(self) -> float:
-        """FLOPs of the matrix products of one token (two per weight)."""
+        """FLOPs of the layers' matrix products for one token (two per weight)."""
         return 2.0 * self.matmul_params
+
+    def head_flops_per_sample(self) -> float:
+        """FLOPs of the output projection for one sampled token: the logits over the vocabulary.
+
+        Engines compute logits only where they sample (the last position of each sequence in the
+        batch), not for every prompt token.
+        """
+        return 2.0 * self.vocab_size * self.hidden_size
 
     def attention_flops_per_pair(self) -> float:
         """FLOPs of attention between one query token and one key token, over all layers and heads.

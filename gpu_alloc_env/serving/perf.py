@@ -4,7 +4,8 @@ One iteration of a replica (its model on ``tensor_parallel`` GPUs) runs the mode
 one token for each decoding request plus chunks of prompts being prefilled. Its duration is
 
     t = fixed_s + per_sequence_s * sequences
-        + max(weights_s, linear_s_per_token * tokens)        # weights read once, or matmul-bound
+        + max(weights_s, linear_s_per_token * tokens         # weights read once, or matmul-bound
+                         + head_s_per_sequence * sequences)
         + comm_s_per_token * tokens                          # tensor-parallel all-reduces
         + context_s_per_token * context_tokens_read          # KV cache read by attention
         + attention_s_per_pair * attention_pairs             # attention FLOPs (query x key pairs)
@@ -12,7 +13,10 @@ one token for each decoding request plus chunks of prompts being prefilled. Its 
 per GPU of the replica, each term a hardware figure over its fitted efficiency:
 
 - ``weights_s``: weight bytes / tensor_parallel / (memory bandwidth x memory efficiency);
-- ``linear_s_per_token``: 2 x matmul weights / tensor_parallel / (dense peak x compute efficiency);
+- ``linear_s_per_token``: 2 x the layers' weights / tensor_parallel / (dense peak x compute
+  efficiency);
+- ``head_s_per_sequence``: the output projection's logits for the one token each sequence samples,
+  2 x vocabulary x hidden / tensor_parallel / (dense peak x compute efficiency);
 - ``comm_s_per_token``: two ring all-reduces per layer of the token's activations (bf16),
   ``2 (k - 1) / k x hidden x 2 bytes`` each, over the interconnect x all-reduce efficiency;
 - ``context_s_per_token``: KV bytes of a token held per GPU / (bandwidth x memory efficiency);
@@ -45,6 +49,7 @@ COEFFICIENT_NAMES: tuple[str, ...] = (
     "comm_s_per_token",
     "context_s_per_token",
     "attention_s_per_pair",
+    "head_s_per_sequence",
 )
 """Order of the coefficients in :meth:`IterationCoefficients.as_array`."""
 
@@ -60,6 +65,7 @@ class IterationCoefficients:
     comm_s_per_token: float
     context_s_per_token: float
     attention_s_per_pair: float
+    head_s_per_sequence: float
 
     @classmethod
     def derive(
@@ -84,6 +90,7 @@ class IterationCoefficients:
             comm_s_per_token=allreduces * ring_bytes_per_token / link,
             context_s_per_token=kv_per_gpu / bandwidth,
             attention_s_per_pair=model.attention_flops_per_pair() / k / compute,
+            head_s_per_sequence=model.head_flops_per_sample() / k / compute,
         )
 
     def as_array(self) -> NDArray[np.float64]:
@@ -106,7 +113,7 @@ def iteration_time_s(
     """
     if tokens <= 0.0:
         return 0.0
-    linear = coef[3] * tokens
+    linear = coef[3] * tokens + coef[7] * sequences
     weights = coef[2] if coef[2] > linear else linear
     seconds: float = (
         coef[0]
