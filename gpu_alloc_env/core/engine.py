@@ -134,7 +134,6 @@ def run_unlink(s: SimState, b: int, r: int, i: int) -> None:
 def requeue(s: SimState, b: int, r: int, i: int) -> None:
     """Send running request ``i`` back to the front of its agent's queue, to be recomputed."""
     run_unlink(s, b, r, i)
-    s.rq[b, i]["preemptions"] += 1
     s.rq[b, i]["computed"] = 0
     s.rq[b, i]["target"] = s.rq[b, i]["prompt"] + s.rq[b, i]["generated"]
     queue_push_front(s, b, s.rq[b, i]["agent"], i)
@@ -173,6 +172,7 @@ def start_iteration(
             while needed > capacity - s.rep[b, r]["kv_used"]:
                 victim = s.rep[b, r]["run_tail"]
                 requeue(s, b, r, victim)
+                s.rq[b, victim]["preemptions"] += 1
                 counts[b, n]["preemptions"] += 1
                 if victim == i:
                     victim_was_self = True

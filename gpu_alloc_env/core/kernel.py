@@ -32,8 +32,7 @@ from gpu_alloc_env.core.engine import (
     finish_iteration,
     idle_replica,
     queue_push_back,
-    queue_push_front,
-    run_unlink,
+    requeue,
     start_iteration,
 )
 from gpu_alloc_env.core.state import (
@@ -158,10 +157,7 @@ def kill(s: SimState, p: Params, b: int, r: int, t: float, out: StepOut) -> None
     i = s.rep[b, r]["run_tail"]
     while i != NO_ROW:
         prev = s.rq[b, i]["prev"]
-        run_unlink(s, b, r, i)
-        s.rq[b, i]["computed"] = 0
-        s.rq[b, i]["target"] = s.rq[b, i]["prompt"] + s.rq[b, i]["generated"]
-        queue_push_front(s, b, n, i)
+        requeue(s, b, r, i)
         out.agent[b, n]["requeued"] += 1
         i = prev
     stop(s, p, b, r, t, out)
