@@ -7,7 +7,8 @@ in which what it learned no longer applies (:meth:`LearnedPolicy.check_compatibl
 ``summary.md`` gives, per policy, the interquartile mean of each metric and
 its 95% bootstrap interval (runs of different training seeds resampled, then episodes within
 them), and for every learned policy the paired difference against the adaptive heuristic on the
-same seeds, with the verdicts of the win criteria.
+same seeds, with the verdicts of the win criteria, and the same against the best baseline when
+that is not the heuristic.
 """
 
 from __future__ import annotations
@@ -236,20 +237,49 @@ def groups_of(scored: Sequence[Scored], policy: str, metric: str) -> list[list[f
     return list(by_run.values())
 
 
-def paired_by_run(scored: Sequence[Scored], policy: str, metric: str) -> dict[str, list[float]]:
-    """Run name -> the per-seed differences ``policy - adaptive`` of ``metric``."""
-    reference = {i.result.seed: i.result.value(metric) for i in scored if i.result.policy == REFERENCE}
+def paired_by_run(
+    scored: Sequence[Scored], policy: str, metric: str, reference: str = REFERENCE
+) -> dict[str, list[float]]:
+    """Run name -> the per-seed differences ``policy - reference`` of ``metric``."""
+    values = {i.result.seed: i.result.value(metric) for i in scored if i.result.policy == reference}
     by_run: dict[str, list[float]] = {}
     for item in scored:
-        if item.result.policy == policy and item.result.seed in reference:
-            diff = item.result.value(metric) - reference[item.result.seed]
+        if item.result.policy == policy and item.result.seed in values:
+            diff = item.result.value(metric) - values[item.result.seed]
             by_run.setdefault(item.run, []).append(diff)
     return by_run
 
 
-def paired_groups(scored: Sequence[Scored], policy: str, metric: str) -> list[list[float]]:
-    """Per run of ``policy``, the per-seed differences ``policy - adaptive`` of ``metric``."""
-    return list(paired_by_run(scored, policy, metric).values())
+def paired_groups(
+    scored: Sequence[Scored], policy: str, metric: str, reference: str = REFERENCE
+) -> list[list[float]]:
+    """Per run of ``policy``, the per-seed differences ``policy - reference`` of ``metric``."""
+    return list(paired_by_run(scored, policy, metric, reference).values())
+
+
+def best_baseline(scored: Sequence[Scored], metric: str = "episode_return") -> str | None:
+    """The baseline with the highest interquartile mean of ``metric`` (``None`` without baselines).
+
+    Learned policies are judged against it as well as against the heuristic: a constant allocation
+    can beat the heuristic, and a learned policy is worth only what it adds to the best of them.
+    """
+    values: dict[str, list[float]] = {}
+    for item in scored:
+        if not item.run:
+            values.setdefault(item.result.policy, []).append(item.result.value(metric))
+    means = {policy: iqm(v) for policy, v in values.items() if not all(math.isnan(x) for x in v)}
+    return max(means, key=lambda policy: means[policy]) if means else None
+
+
+def criteria_rows(scored: Sequence[Scored], policy: str, reference: str) -> list[tuple[Criterion, str, str]]:
+    """Per criterion: the paired difference ``policy - reference`` as a cell, and its verdict."""
+    rows = []
+    for criterion in CRITERIA:
+        mean, low, high = bootstrap_ci95(
+            paired_groups(scored, policy, criterion.metric, reference), lambda x: float(np.mean(x))
+        )
+        rows.append((criterion, interval_cell(mean, low, high), criterion.verdict(mean, low, high)))
+    return rows
 
 
 def interval_cell(estimate: float, low: float, high: float) -> str:
@@ -409,26 +439,33 @@ def summary_markdown(
     if learned_runs:
         lines += ["", *training_table(learned_runs)]
     if LEARNED in policies and REFERENCE in policies:
+        heading = f"## {LEARNED} against the {REFERENCE} heuristic"
+        lines += ["", heading, "", *_criteria_table(scored, REFERENCE), "", *per_run_table(scored)]
+    best = best_baseline(scored)
+    if LEARNED in policies and best is not None and best != REFERENCE:
         lines += [
             "",
-            f"## {LEARNED} against the {REFERENCE} heuristic",
+            f"## {LEARNED} against the best baseline, {best}",
             "",
-            f"Paired per-seed difference {LEARNED} - {REFERENCE} (mean [95% bootstrap interval], runs "
-            "then episodes resampled). A criterion holds when the whole interval is on its side of zero.",
+            f"`{best}` has the highest interquartile mean episode return of the baselines here.",
             "",
-            "| criterion | metric | difference | verdict |",
-            "|---|---|---|---|",
+            *_criteria_table(scored, best),
         ]
-        for criterion in CRITERIA:
-            mean, low, high = bootstrap_ci95(
-                paired_groups(scored, LEARNED, criterion.metric), lambda x: float(np.mean(x))
-            )
-            lines.append(
-                f"| {criterion.text} | `{criterion.metric}` | {interval_cell(mean, low, high)} | "
-                f"{criterion.verdict(mean, low, high)} |"
-            )
-        lines += ["", *per_run_table(scored)]
     return "\n".join(lines) + "\n"
+
+
+def _criteria_table(scored: Sequence[Scored], reference: str) -> list[str]:
+    """Lines of the table of the win criteria of the learned policy against ``reference``."""
+    lines = [
+        f"Paired per-seed difference {LEARNED} - {reference} (mean [95% bootstrap interval], runs "
+        "then episodes resampled). A criterion holds when the whole interval is on its side of zero.",
+        "",
+        "| criterion | metric | difference | verdict |",
+        "|---|---|---|---|",
+    ]
+    for criterion, cell, verdict in criteria_rows(scored, LEARNED, reference):
+        lines.append(f"| {criterion.text} | `{criterion.metric}` | {cell} | {verdict} |")
+    return lines
 
 
 def run_evaluate(

@@ -15,8 +15,6 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from baselines import BASELINES
 from gpu_alloc_env.evaluation import SUMMARY_METRICS
 from gpu_alloc_env.scenarios import make_scenario
@@ -25,9 +23,10 @@ from train.evaluate import (
     CRITERIA,
     REFERENCE,
     Scored,
+    best_baseline,
+    criteria_rows,
     groups_of,
     interval_cell,
-    paired_groups,
     score,
     write_csv,
 )
@@ -80,24 +79,29 @@ def trace_table(trace: str, scored: Sequence[Scored], seeds: Sequence[int]) -> l
         ]
         runs = len(groups) if policy.startswith("ppo[") else "-"
         lines.append(f"| {policy} | {runs} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"Paired per-seed difference against the {REFERENCE} heuristic (mean [95% bootstrap "
-        "interval], runs then episodes resampled) and its verdict:",
+    lines += ["", *paired_table(scored, policies, REFERENCE, f"the {REFERENCE} heuristic")]
+    best = best_baseline(scored)
+    if best is not None and best != REFERENCE:
+        described = f"the best baseline, {best} (highest IQM return)"
+        lines += ["", *paired_table(scored, policies, best, described)]
+    return lines
+
+
+def paired_table(
+    scored: Sequence[Scored], policies: Sequence[str], reference: str, described: str
+) -> list[str]:
+    """Markdown lines: each PPO group's paired differences against ``reference``, with verdicts."""
+    lines = [
+        f"Paired per-seed difference against {described} (mean [95% bootstrap interval], runs then "
+        "episodes resampled) and its verdict:",
         "",
         "| trained on | " + " | ".join(f"{c.metric}" for c in CRITERIA) + " |",
         "|" + "---|" * (len(CRITERIA) + 1),
     ]
     for policy in policies:
-        if not policy.startswith("ppo["):
-            continue
-        cells = []
-        for criterion in CRITERIA:
-            mean, low, high = bootstrap_ci95(
-                paired_groups(scored, policy, criterion.metric), lambda x: float(np.mean(x))
-            )
-            cells.append(f"{interval_cell(mean, low, high)} {criterion.verdict(mean, low, high)}")
-        lines.append(f"| `{policy[4:-1]}` | " + " | ".join(cells) + " |")
+        if policy.startswith("ppo["):
+            cells = [f"{cell} {verdict}" for _, cell, verdict in criteria_rows(scored, policy, reference)]
+            lines.append(f"| `{policy[4:-1]}` | " + " | ".join(cells) + " |")
     return lines
 
 
