@@ -25,7 +25,7 @@ from gpu_alloc_env.errors import (
 )
 from gpu_alloc_env.serving.engine import GPU_MEMORY_UTILIZATION, KV_RESERVE_GIB, EngineSpec, build_engine
 from gpu_alloc_env.serving.hardware import GpuSpec, resolve_gpu
-from gpu_alloc_env.serving.models import DTYPES, Dtype, ModelSpec, resolve_model
+from gpu_alloc_env.serving.models import DTYPES, MODELS, Dtype, ModelSpec, resolve_model
 from gpu_alloc_env.serving.platforms import WEIGHT_SOURCES, PlatformSpec, WeightSource, resolve_platform
 
 Role = Literal["coordinator", "specialist"]
@@ -161,12 +161,21 @@ class AgentSpec:
     def replace(self, **overrides: Any) -> AgentSpec:
         """A copy with some fields changed (validated; unknown fields are an error).
 
-        ``model`` accepts a catalogue name, a :class:`ModelSpec`, or a mapping of its fields merged
-        into the current model.
+        ``model`` accepts a catalogue name, a :class:`ModelSpec`, or a mapping of its fields: without
+        a ``name``, or with the current model's, they are merged into the current model; with a
+        catalogue model's name, into that model; with any other name, they describe a new model
+        (every field :class:`ModelSpec` requires).
         """
         resolved = dict(overrides)
-        if isinstance(resolved.get("model"), Mapping):
-            resolved["model"] = self.model_spec.replace(**resolved["model"])
+        model = resolved.get("model")
+        if isinstance(model, Mapping):
+            name = model.get("name", self.model_spec.name)
+            if name == self.model_spec.name:
+                resolved["model"] = self.model_spec.replace(**model)
+            elif isinstance(name, str) and name in MODELS:
+                resolved["model"] = MODELS[name].replace(**model)
+            else:
+                resolved["model"] = resolve_model(model)
         return _replace_checked(self, resolved)
 
 

@@ -109,6 +109,45 @@ def test_a_model_gpu_and_platform_can_be_described_as_mappings() -> None:
     assert ScenarioConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
+LLAMA_3_2_1B = {
+    "name": "llama-3.2-1b",
+    "num_layers": 16,
+    "hidden_size": 2048,
+    "num_attention_heads": 32,
+    "num_kv_heads": 8,
+    "intermediate_size": 8192,
+    "vocab_size": 128256,
+    "max_context_tokens": 131072,
+    "tied_embeddings": True,
+}
+"""meta-llama/Llama-3.2-1B's config.json, head_dim left to derive: 2048 / 32 = 64."""
+
+
+def test_a_model_described_by_its_fields_is_that_model_not_a_merge_into_the_agents() -> None:
+    described = ModelSpec(**LLAMA_3_2_1B)
+    assert described.head_dim == 64
+    config = make_scenario("paper", agents={"code": {"model": LLAMA_3_2_1B}})
+    model = config.agents[2].model_spec
+    assert model == described
+    assert model.kv_bytes_per_token("bf16") == described.kv_bytes_per_token("bf16")
+    with pytest.raises(ConfigError, match=r"hidden_size=500 is not a multiple of num_attention_heads=3"):
+        make_scenario(
+            "paper", agents={"code": {"model": dict(LLAMA_3_2_1B, hidden_size=500, num_attention_heads=3)}}
+        )
+    with pytest.raises(ConfigError, match=r"num_layers"):
+        make_scenario("paper", agents={"code": {"model": {"name": "half-described", "hidden_size": 2048}}})
+
+
+def test_a_partial_model_mapping_changes_the_agents_model_and_derives_its_head_size() -> None:
+    config = make_scenario(
+        "paper", agents={"code": {"model": {"hidden_size": 4096, "num_attention_heads": 64}}}
+    )
+    model = config.agents[2].model_spec
+    assert (model.name, model.num_layers, model.head_dim) == ("qwen2.5-32b", 64, 64)
+    renamed = make_scenario("paper", agents={"code": {"model": {"name": "qwen2.5-14b", "num_layers": 24}}})
+    assert renamed.agents[2].model_spec == MODELS["qwen2.5-14b"].replace(num_layers=24)
+
+
 def test_fleet_scales_agents_and_rejects_too_few() -> None:
     config = fleet(10)
     assert config.num_agents == 10 and config.name == "fleet10"

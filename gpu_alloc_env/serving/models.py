@@ -147,8 +147,15 @@ class ModelSpec:
         return max(self.num_kv_heads // degree, 1)
 
     def replace(self, **overrides: Any) -> ModelSpec:
-        """A copy with some fields changed (validated; unknown fields are an error)."""
-        return replace_checked(self, overrides)
+        """A copy with some fields changed (validated; unknown fields are an error).
+
+        A change of ``hidden_size`` or ``num_attention_heads`` without a ``head_dim`` derives the head
+        size again (``hidden_size // num_attention_heads``) rather than keeping this model's.
+        """
+        changed = dict(overrides)
+        if "head_dim" not in changed and ({"hidden_size", "num_attention_heads"} & set(changed)):
+            changed["head_dim"] = 0
+        return replace_checked(self, changed)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form."""
