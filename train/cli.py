@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import shlex
 import sys
@@ -631,6 +632,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.name in ("stable_baselines3", "torch", "yaml", "matplotlib", "tqdm", "rich", "tensorboard"):
             return _needs_train_extra(exc)
         raise
+    except BrokenPipeError:
+        # The reader of the output went away (``gpu-alloc serving ... | head``): stop quietly, as
+        # command-line tools do, without a second error when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ConfigError, ValueError, RuntimeError, OSError) as exc:
         print(f"gpu-alloc: error: {exc}", file=sys.stderr)
         return 2
