@@ -16,8 +16,8 @@ done
 gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 2000000 \
     --runs-dir runs/paper --out results/ppo-paper --episodes 20
 
-# Synthetic twins of the bundled traces, and the generalisation table (15 runs of 1M steps:
-# paper, each trace's twin and each trace's training part, 3 seeds each; about 90 minutes).
+# Synthetic twins of the bundled traces, and the generalisation table (15 runs of 2M steps:
+# paper, each trace's twin and each trace's training part, 3 seeds each; about 100 minutes).
 gpu-alloc twin --out results/twins.md
-gpu-alloc generalise --seeds 0 1 2 --timesteps 1000000 --episodes 20 \
+gpu-alloc generalise --seeds 0 1 2 --timesteps 2000000 --episodes 20 \
     --runs-dir runs/generalisation --out results/generalisation

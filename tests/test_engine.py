@@ -61,7 +61,11 @@ def test_iteration_coefficients_are_the_roofline_terms_by_hand(model: str, k: in
     link = H100.interconnect_bytes_per_s * H100.allreduce_efficiency
     layers, hidden, heads, kv = spec.num_layers, spec.hidden_size, spec.num_attention_heads, spec.num_kv_heads
     allreduces = 2 * layers if k > 1 else 0
-    assert coef.weights_s == pytest.approx(spec.params * 2.0 / k / bandwidth, rel=1e-12)
+    # Every weight but the input embedding's is read once per iteration (the embedding is gathered
+    # at the batch's tokens only): the layers and the untied output projection.
+    read = layers * spec.layer_params + spec.vocab_size * hidden
+    assert read == spec.params - spec.vocab_size * hidden
+    assert coef.weights_s == pytest.approx(read * 2.0 / k / bandwidth, rel=1e-12)
     # Two FLOPs per weight of every layer for each token; the output projection (vocabulary x
     # hidden) only for the one token each sequence samples, not for every prompt token.
     assert coef.linear_s_per_token == pytest.approx(2.0 * layers * spec.layer_params / k / compute, rel=1e-12)
@@ -80,6 +84,15 @@ def test_iteration_coefficients_are_the_roofline_terms_by_hand(model: str, k: in
     assert coef.fixed_s == pytest.approx(expected_fixed, rel=1e-12)
     assert coef.per_sequence_s == H100.sequence_overhead_s
     assert list(coef.as_array()) == [getattr(coef, name) for name in COEFFICIENT_NAMES]
+
+
+def test_a_tied_output_projection_is_the_embedding_read_in_full() -> None:
+    bloom = MODELS["bloom-176b"]
+    assert bloom.tied_embeddings
+    assert bloom.iteration_read_bytes("bf16") == bloom.weight_bytes("bf16")
+    llama = MODELS["llama-3.1-8b"]
+    embedding_bytes = llama.vocab_size * llama.hidden_size * 2.0
+    assert llama.iteration_read_bytes("bf16") == llama.weight_bytes("bf16") - embedding_bytes
 
 
 def test_iteration_time_reads_the_weights_once_or_is_compute_bound() -> None:
@@ -346,6 +359,44 @@ def test_requests_go_to_an_idle_replica_before_queueing_at_a_busy_one() -> None:
     lone = lone_request_s(coef, 100, 20)[1]
     assert a["done_s"] - 5.0 == near(lone)
     assert b["done_s"] - 5.001 == near(lone)
+
+
+def test_a_burst_is_shared_by_the_replicas_least_loaded_first() -> None:
+    # Both replicas serve one long request; 40 short ones arrive within 40 ms. Whichever replica
+    # ends its iteration first may take a request only while the other runs no fewer.
+    config = scenario([agent("coordinator", "coordinator", max_replicas=2)])
+    long_tasks = [ScriptedTask(5.0, (100.0, 300.0)), ScriptedTask(5.0001, (100.0, 300.0))]
+    burst = [ScriptedTask(5.5 + 0.001 * k, (20.0, 50.0)) for k in range(40)]
+    sim = warm_sim(config, [*long_tasks, *burst], [2])
+    step(sim, [2], 2)
+    replica = rows(sim)["replica"]
+    assert replica[0] != replica[1]
+    burst_rows = rows(sim)[2:]
+    assert (burst_rows["state"] != QUEUED).all()
+    counts = [int((burst_rows["replica"] == r).sum()) for r in (replica[0], replica[1])]
+    assert sum(counts) == 40
+    assert abs(counts[0] - counts[1]) <= 2, counts
+
+
+def test_a_replica_takes_the_request_a_less_loaded_one_cannot_hold() -> None:
+    # 8 blocks per replica. A runs one request of 112 + 16 tokens, whose first decoded token takes
+    # the last free block; B runs two short ones. Z arrives while A is full: B, the more loaded,
+    # takes it at once instead of leaving it to wait for A.
+    config = scenario(
+        [agent("coordinator", "coordinator", max_replicas=2, kv_reserve_gib=reserve_for_blocks(8))]
+    )
+    tasks = [
+        ScriptedTask(5.0, (112.0, 16.0)),
+        ScriptedTask(5.0001, (4.0, 40.0)),
+        ScriptedTask(5.0002, (4.0, 40.0)),
+    ]
+    a_latency = lone_request_s(coef_of(config), 112, 16)[1]
+    z_arrival = 5.0 + a_latency / 2.0
+    sim = warm_sim(config, [*tasks, ScriptedTask(z_arrival, (4.0, 2.0))], [2])
+    step(sim, [2], 2)
+    a, b1, b2, z = rows(sim)
+    assert b1["replica"] == b2["replica"] == z["replica"] != a["replica"]
+    assert z["first_token_s"] < a["done_s"]
 
 
 def test_queue_and_running_counts_follow_the_request_states() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ from gpu_alloc_env.scenarios import make_scenario
 from train.compare import run_compare
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "docs"))
+import refresh  # noqa: E402  (docs/refresh.py: the tables each marked block shows)
+
+sys.path.pop(0)
 
 
 def _block(text: str, start: str) -> str:
@@ -36,6 +41,26 @@ def test_readme_tables_match_committed_summary() -> None:
     summary = (ROOT / "results" / "paper" / "summary.md").read_text()
     assert _readme_block("results:paper") == _block(summary, "| policy")
     assert _readme_block("claims:paper") == _block(summary, "| claim")
+
+
+def _marked_blocks() -> list[tuple[str, str, str, str]]:
+    """(document, kind, result, text) of every ``<!-- kind:result -->`` block of README and MODEL.md."""
+    blocks = []
+    for document in ("README.md", "docs/MODEL.md"):
+        for match in refresh.MARKED.finditer((ROOT / document).read_text()):
+            blocks.append((document, match.group(2), match.group(3), match.group(4)))
+    return blocks
+
+
+@pytest.mark.parametrize(
+    ("document", "kind", "result", "text"), _marked_blocks(), ids=lambda v: v if len(v) < 40 else ""
+)
+def test_every_marked_table_is_the_committed_results(
+    document: str, kind: str, result: str, text: str
+) -> None:
+    assert text.strip() == refresh.summary_table(kind, result), (
+        f"{document}'s {kind}:{result} block is stale; run python docs/refresh.py"
+    )
 
 
 @pytest.mark.slow

@@ -1,7 +1,10 @@
 """One replica's continuous-batching engine, iteration by iteration, compiled with numba.
 
 Requests of an agent wait in the agent's first-come-first-served queue (the platform's request
-queue) until a replica takes them. A replica runs iterations back to back while it has requests:
+queue) until a replica takes them, least loaded first: a replica takes the head of the queue only
+when no other serving replica of the agent runs fewer requests and has room for it
+(:func:`less_loaded_replica_fits`), so a burst is shared across replicas as a least-outstanding-
+requests router shares it. A replica runs iterations back to back while it has requests:
 
 * **Scheduling** (:func:`start_iteration`), as vLLM's scheduler does: within a token budget of
   ``max_tokens``, first the running requests in admission order (one token for each decoding
@@ -139,6 +142,30 @@ def requeue(s: SimState, b: int, r: int, i: int) -> None:
     queue_push_front(s, b, s.rq[b, i]["agent"], i)
 
 
+# ------------------------------------------------------------------------------- routing
+@njit(cache=True)
+def less_loaded_replica_fits(s: SimState, p: Params, b: int, r: int, needed: int) -> bool:
+    """Whether another serving replica of ``r``'s agent runs fewer requests and has room for one more.
+
+    Such a replica, not ``r``, should take the next request of the queue (least-loaded routing): one
+    that is admitting (serving, not draining), runs fewer requests than ``r``, has a free batch slot
+    and ``needed`` free KV blocks.
+    """
+    n = s.rep[b, r]["agent"]
+    load = s.rep[b, r]["n_run"]
+    for o in range(s.rep.shape[1]):
+        if (
+            o != r
+            and s.rep[b, o]["agent"] == n
+            and s.rep[b, o]["state"] == ACTIVE
+            and s.rep[b, o]["n_run"] < load
+            and s.rep[b, o]["n_run"] < p.agents[n]["max_seqs"]
+            and needed <= p.agents[n]["kv_blocks"] - s.rep[b, o]["kv_used"]
+        ):
+            return True
+    return False
+
+
 # ------------------------------------------------------------------------------- iterations
 @njit(cache=True)
 def start_iteration(
@@ -199,6 +226,8 @@ def start_iteration(
             needed = blocks_for(s.rq[b, j]["target"])
             if needed > capacity - s.rep[b, r]["kv_used"]:
                 break
+            if less_loaded_replica_fits(s, p, b, r, needed):
+                break  # routed to the less loaded replica: it takes the request at its next iteration
             queue_pop_front(s, b, n)
             run_push_back(s, b, r, j)
             s.rq[b, j]["blocks"] = needed

@@ -105,6 +105,14 @@ class ModelSpec:
         """Bytes of all weights stored in ``dtype``."""
         return self.params * BYTES_PER_ELEMENT[dtype]
 
+    def iteration_read_bytes(self, dtype: str) -> float:
+        """Bytes of weights one engine iteration reads: the layers' and the output projection's.
+
+        The input embedding is gathered only at the rows of the batch's tokens, a negligible read; a
+        tied output projection is the embedding matrix, read in full to compute logits.
+        """
+        return (self.matmul_params + self.embedding_params) * BYTES_PER_ELEMENT[dtype]
+
     def kv_bytes_per_token(self, dtype: str) -> float:
         """KV-cache bytes of one token: keys and values of every layer and KV head."""
         return 2.0 * self.num_layers * self.num_kv_heads * self.head_dim * BYTES_PER_ELEMENT[dtype]

@@ -12,7 +12,8 @@ one token for each decoding request plus chunks of prompts being prefilled. Its 
 
 per GPU of the replica, each term a hardware figure over its fitted efficiency:
 
-- ``weights_s``: weight bytes / tensor_parallel / (memory bandwidth x memory efficiency);
+- ``weights_s``: bytes of the layers' weights and the output projection (the input embedding is only
+  gathered at the batch's tokens) / tensor_parallel / (memory bandwidth x memory efficiency);
 - ``linear_s_per_token``: 2 x the layers' weights / tensor_parallel / (dense peak x compute
   efficiency);
 - ``head_s_per_sequence``: the output projection's logits for the one token each sequence samples,
@@ -85,7 +86,7 @@ class IterationCoefficients:
         return cls(
             fixed_s=model.num_layers * gpu.layer_overhead_s + allreduces * gpu.allreduce_latency_s,
             per_sequence_s=gpu.sequence_overhead_s,
-            weights_s=model.weight_bytes(dtype) / k / bandwidth,
+            weights_s=model.iteration_read_bytes(dtype) / k / bandwidth,
             linear_s_per_token=model.linear_flops_per_token() / k / compute,
             comm_s_per_token=allreduces * ring_bytes_per_token / link,
             context_s_per_token=kv_per_gpu / bandwidth,
