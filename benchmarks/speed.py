@@ -19,6 +19,7 @@ development machine).
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable
 
@@ -61,16 +62,21 @@ def cartpole_step_s(steps: int) -> float:
     return seconds_per_call(step, steps)
 
 
-WARM_UP_S = 150
-"""Decision intervals (seconds of 1 s decisions) run before timing: the slowest cold start of
-``paper`` (the 70B, 67 s) and the backlog it leaves are over by then."""
+WARM_UP_S = 150.0
+"""Simulated seconds run before timing: the slowest cold start of ``paper`` (the 70B, 67 s) and the
+backlog it leaves are over by then."""
+
+
+def warm_up_steps(config: ScenarioConfig) -> int:
+    """Decision intervals that cover :data:`WARM_UP_S`."""
+    return math.ceil(WARM_UP_S / config.decision_interval_s)
 
 
 def env_step_s(config: ScenarioConfig, policy_cls: type, steps: int) -> float:
     env = GpuAllocEnv(config)
     policy = policy_cls(config)
     obs, _ = env.reset(seed=0)
-    for _ in range(WARM_UP_S):  # past every agent's cold start, into steady state
+    for _ in range(warm_up_steps(config)):  # past every agent's cold start, into steady state
         obs, *_ = env.step(policy.predict(obs)[0])
 
     def step() -> None:
@@ -88,7 +94,7 @@ def batch_step_s(config: ScenarioConfig, batch: int, steps: int) -> float:
     for e in range(batch):
         sim.reset_env(e, np.random.default_rng(e))
     action = np.tile(StaticEqualPolicy(config).replicas, (batch, 1))
-    for _ in range(WARM_UP_S):
+    for _ in range(warm_up_steps(config)):
         sim.step(action)
     return seconds_per_call(lambda: sim.step(action), steps)
 

@@ -8,9 +8,13 @@ Three kinds of computed text are refreshed:
 * every Python snippet of docs/MODEL.md that is followed by a plain code block: the block becomes
   what the snippet prints (``tests/test_docs.py`` checks the same);
 * docs/MODEL.md's ``<!-- validation -->`` block: the report of ``calibration/validate.py``;
-* blocks marked ``<!-- KIND:RESULT -->`` in either document (``results:paper``, ``claims:ppo-paper``,
-  ``generalisation-paired:code``, ...): the table of that kind in ``results/RESULT/summary.md``
-  (``tests/test_results_reproducible.py`` checks the same).
+* blocks marked ``<!-- KIND:RESULT -->`` in either document (``results:paper``, ``ppo-claims:ppo-paper``,
+  ``generalisation-paired:code``, ...; the kinds are :data:`TABLE_STARTS`): the table of that kind in
+  ``results/RESULT/summary.md``, or for the ``generalisation-*`` kinds in the section of trace RESULT
+  of ``results/generalisation/summary.md`` (``tests/test_results_reproducible.py`` checks the same).
+
+Every replacement is computed before anything is written; a marker of an unknown kind or a table
+missing from its summary stops the script with an error naming the document and the marker.
 
 Run it after regenerating ``results/`` (``results/regenerate.sh``) or changing the model, then read the
 prose around the tables: it is written by hand and may no longer say what the figures say.
@@ -21,9 +25,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +35,7 @@ MODEL = ROOT / "docs" / "MODEL.md"
 README = ROOT / "README.md"
 
 SNIPPET = re.compile(r"(```python\n(.*?)```\s*\n```\n)(.*?)(```)", re.S)
-MARKED = re.compile(r"(<!-- ([a-z-]+):([a-z-]+) -->\n)(.*?)(\n<!-- /\2:\3 -->)", re.S)
+MARKED = re.compile(r"(<!-- ([a-z0-9_-]+):([a-z0-9_.-]+) -->\n)(.*?)(\n<!-- /\2:\3 -->)", re.S)
 
 TABLE_STARTS: dict[str, str] = {
     "results": "| policy",
@@ -58,26 +62,41 @@ def table(text: str, start: str, occurrence: int = 0) -> str:
 
 
 def summary_table(kind: str, result: str) -> str:
-    """The table a ``<!-- kind:result -->`` block shows."""
+    """The table a ``<!-- kind:result -->`` block shows; ``ValueError`` naming what is missing."""
+    if kind not in TABLE_STARTS:
+        raise ValueError(f"unknown table kind {kind!r}; the kinds are {sorted(TABLE_STARTS)}")
     if kind.startswith("generalisation-"):
-        summary = (ROOT / "results" / "generalisation" / "summary.md").read_text()
-        summary = summary[summary.index(f"## Held-out part of the `{result}` trace") :]
+        path = ROOT / "results" / "generalisation" / "summary.md"
+        section = f"## Held-out part of the `{result}` trace"
+    else:
+        path = ROOT / "results" / result / "summary.md"
+        section = {"ppo-claims": "## ppo against the adaptive", "best-claims": "## ppo against the best"}.get(
+            kind, ""
+        )
+    if not path.exists():
+        raise ValueError(f"{path.relative_to(ROOT)} does not exist; run the command that writes it")
+    summary = path.read_text()
+    if section not in summary:
+        raise ValueError(f"{path.relative_to(ROOT)} has no section {section!r}")
+    summary = summary[summary.index(section) :]
+    if kind.startswith("generalisation-"):
         next_section = summary.find("\n## ", 1)
         summary = summary if next_section < 0 else summary[:next_section]
-        return table(summary, TABLE_STARTS[kind], 1 if kind == "generalisation-best" else 0)
-    summary = (ROOT / "results" / result / "summary.md").read_text()
-    if kind == "ppo-claims":
-        return table(summary[summary.index("## ppo against the adaptive") :], TABLE_STARTS[kind])
-    if kind == "best-claims":
-        return table(summary[summary.index("## ppo against the best baseline") :], TABLE_STARTS[kind])
-    return table(summary, TABLE_STARTS[kind])
+    occurrence = 1 if kind == "generalisation-best" else 0
+    if summary.count(TABLE_STARTS[kind]) <= occurrence:
+        raise ValueError(f"{path.relative_to(ROOT)} has no {kind} table (starting {TABLE_STARTS[kind]!r})")
+    return table(summary, TABLE_STARTS[kind], occurrence)
 
 
-def refresh_marked(text: str) -> str:
+def refresh_marked(text: str, document: str = "") -> str:
     """``text`` with every marked block replaced by its table."""
 
     def replace(match: re.Match[str]) -> str:
-        return match.group(1) + summary_table(match.group(2), match.group(3)) + match.group(5)
+        try:
+            fresh = summary_table(match.group(2), match.group(3))
+        except ValueError as exc:
+            raise ValueError(f"{document} <!-- {match.group(2)}:{match.group(3)} -->: {exc}") from exc
+        return match.group(1) + fresh + match.group(5)
 
     return MARKED.sub(replace, text)
 
@@ -126,22 +145,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is stale")
     args = parser.parse_args(argv)
-    steps: dict[Path, list[Callable[[str], str]]] = {
-        README: [refresh_marked],
-        MODEL: [refresh_marked, refresh_validation, refresh_snippets],
-    }
-    stale = []
-    for path, refreshers in steps.items():
-        text = path.read_text()
-        fresh = text
-        for refresh in refreshers:
-            fresh = refresh(fresh)
-        if fresh != text:
-            stale.append(path.relative_to(ROOT))
-            if not args.check:
-                path.write_text(fresh)
+    os.chdir(ROOT)  # the snippets read results/ relative to the repository
+    fresh: dict[Path, str] = {}
+    stale: list[str] = []
+    try:
+        for path, refreshers in ((README, ("tables",)), (MODEL, ("tables", "validation", "snippets"))):
+            text = path.read_text()
+            new = text
+            for part in refreshers:
+                before = new
+                if part == "tables":
+                    new = refresh_marked(new, str(path.relative_to(ROOT)))
+                elif part == "validation":
+                    new = refresh_validation(new)
+                else:
+                    new = refresh_snippets(new)
+                if new != before:
+                    stale.append(f"{path.relative_to(ROOT)} ({part})")
+            fresh[path] = new
+    except ValueError as exc:
+        print(f"refresh: error: {exc}", file=sys.stderr)
+        return 2
+    if not args.check:
+        for path, text in fresh.items():
+            path.write_text(text)
     verb = "stale" if args.check else "rewritten"
-    print(f"{verb}: {', '.join(map(str, stale))}" if stale else "up to date")
+    print(f"{verb}: {', '.join(stale)}" if stale else "up to date")
     return 1 if stale and args.check else 0
 
 

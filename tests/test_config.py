@@ -144,6 +144,9 @@ def test_a_partial_model_mapping_changes_the_agents_model_and_derives_its_head_s
     )
     model = config.agents[2].model_spec
     assert (model.name, model.num_layers, model.head_dim) == ("qwen2.5-32b", 64, 64)
+    nemo = MODELS["mistral-nemo-12b"]  # an explicit head size (128, not 5120 / 32)
+    assert nemo.replace(num_attention_heads=32, hidden_size=5120) == nemo
+    assert nemo.replace(num_attention_heads=64).head_dim == 128
     renamed = make_scenario("paper", agents={"code": {"model": {"name": "qwen2.5-14b", "num_layers": 24}}})
     assert renamed.agents[2].model_spec == MODELS["qwen2.5-14b"].replace(num_layers=24)
 

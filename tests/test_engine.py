@@ -399,6 +399,48 @@ def test_a_replica_takes_the_request_a_less_loaded_one_cannot_hold() -> None:
     assert z["first_token_s"] < a["done_s"]
 
 
+def test_requests_are_not_left_to_a_replica_whose_token_budget_a_long_prefill_fills() -> None:
+    # A runs two short requests; B one 6,000-token prompt, prefilled in chunks of its 256-token
+    # budget, so B takes nothing new until that prefill ends. Short requests arriving meanwhile
+    # go to A, more loaded but with room, instead of waiting behind B's prefill.
+    config = scenario([agent("coordinator", "coordinator", max_replicas=2, max_num_batched_tokens=256)])
+    tasks = [
+        ScriptedTask(5.0, (20.0, 300.0)),
+        ScriptedTask(5.0001, (6000.0, 10.0)),
+        ScriptedTask(5.0002, (20.0, 300.0)),
+    ]
+    shorts = [ScriptedTask(5.05 + 0.001 * k, (20.0, 5.0)) for k in range(5)]
+    sim = warm_sim(config, [*tasks, *shorts], [2])
+    step(sim, [2], 3)
+    long_prompt, *short_rows = rows(sim)[[1, 3, 4, 5, 6, 7]]
+    assert (short_rows[0]["replica"] != long_prompt["replica"]) and len(short_rows) == 5
+    for row in short_rows:
+        assert row["replica"] != long_prompt["replica"]
+        assert row["first_token_s"] < long_prompt["first_token_s"]
+        assert row["first_token_s"] - row["arrival_s"] < 0.05
+
+
+def test_a_preempted_request_goes_to_an_idle_replica_at_once() -> None:
+    # 40 KV blocks a replica and 10 s decisions. A serves three requests whose decodes outgrow its
+    # cache: the newest (R4) is preempted. B, granted at 10, is ready and idle from 14: R4 moves
+    # there as soon as it is preempted, instead of waiting for the next arrival or decision.
+    config = scenario(
+        [agent("coordinator", "coordinator", max_replicas=2, kv_reserve_gib=reserve_for_blocks(40))],
+        decision_interval_s=10.0,
+    )
+    tasks = [
+        ScriptedTask(13.9, (16.0, 600.0)),
+        ScriptedTask(13.9001, (16.0, 250.0)),
+        ScriptedTask(13.9002, (16.0, 260.0)),
+    ]
+    sim = warm_sim(config, tasks, [1])
+    step(sim, [2], 1)
+    first, _, newest = rows(sim)
+    assert newest["preemptions"] >= 1
+    assert newest["state"] == DONE and newest["replica"] != first["replica"]
+    assert newest["done_s"] < 17.5
+
+
 def test_queue_and_running_counts_follow_the_request_states() -> None:
     config = small_kv(4)
     tasks = [ScriptedTask(4.9, (40.0, 400.0)), ScriptedTask(4.95, (40.0, 4.0))]

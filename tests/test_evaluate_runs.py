@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 import pytest
 from test_train import TINY_HP, TINY_SCENARIO, read_rows, tiny_args
 
+from gpu_alloc_env.evaluation import EpisodeResult
 from gpu_alloc_env.scenarios import make_scenario
 from train.cli import main
-from train.evaluate import run_evaluate, run_labels
+from train.evaluate import Scored, best_baseline, criteria_rows, run_evaluate, run_labels
 from train.learned import LearnedPolicy, load_run_config
 from train.ppo import TrainArgs, train
 
@@ -356,3 +358,32 @@ def test_baselines_alone_apply_trace_options_to_paper(
     assert (
         (tmp_path / "o" / "summary.md").read_text().startswith("# Evaluation on scenario `paper-trace-conv`")
     )
+
+
+CRITERION_METRICS = ("task_latency_p95_s", "cost_per_1k_tasks_usd")
+
+
+def _scored(policy: str, returns: list[float], run: str = "") -> list[Scored]:
+    return [
+        Scored(
+            EpisodeResult(policy, seed, value, 600, dict.fromkeys(CRITERION_METRICS, 1.0)),
+            run,
+            0 if run else None,
+        )
+        for seed, value in enumerate(returns)
+    ]
+
+
+def test_the_best_baseline_is_the_highest_defined_return_of_the_baselines_only() -> None:
+    scored = [
+        *_scored("static", [-10.0, -12.0, -11.0, -9.0]),
+        *_scored("adaptive", [-20.0, -21.0, -19.0, -22.0]),
+        *_scored("round_robin", [-math.inf] * 4),
+        *_scored("ppo", [0.0, 0.0, 0.0, 0.0], run="r0"),
+    ]
+    assert best_baseline(scored) == "static"
+    assert best_baseline(_scored("round_robin", [math.nan] * 3)) is None
+    assert best_baseline(_scored("ppo", [1.0], run="r0")) is None
+    rows = criteria_rows(scored, "ppo", "static")
+    cell, verdict = next((cell, verdict) for c, cell, verdict in rows if c.metric == "episode_return")
+    assert cell.startswith("10.5 [") and verdict == "holds"

@@ -148,3 +148,26 @@ def test_kv_cache_limit_shows_as_preemptions(capsys: pytest.CaptureFixture[str])
     preemptions = {int(row[1]): int(row[7]) for row in rows}
     assert preemptions[8] == 0 and preemptions[256] > 0
     assert not math.isnan(records[1]["itl_s"])
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    # gpu-alloc serving ... | head: the pipe closes before the output is written.
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "train", *BASE, "--concurrency", "1", *LOAD],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=env,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1
+    assert done.stderr.decode() == ""

@@ -577,57 +577,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["gpu-alloc", *(sys.argv[1:] if argv is None else argv)])
     try:
-        _check_out(args)
-        if args.command == "compare":
-            from train.compare import run_compare
-
-            config = make_scenario(args.scenario, **scenario_overrides(args))
-            _, text = run_compare(
-                config, args.episodes, args.seed, args.out, args.policies, command=args.command_line
-            )
-            print(text)
-            print(f"wrote {args.out / 'episodes.csv'} and {args.out / 'summary.md'}")
-            return 0
-        if args.command == "train":
-            return _run_train(args)
-        if args.command == "evaluate":
-            return _run_evaluate(args)
-        if args.command == "experiment":
-            return _run_experiment(args)
-        if args.command == "twin":
-            return _run_twin(args)
-        if args.command == "serving":
-            from train.serving import run_serving
-
-            print(
-                run_serving(
-                    model=args.model,
-                    gpu=args.gpu,
-                    tensor_parallel=args.tensor_parallel,
-                    dtype=args.dtype,
-                    concurrency=args.concurrency,
-                    input_tokens=args.input_tokens,
-                    output_tokens=args.output_tokens,
-                    as_json=args.json,
-                    platform=args.platform,
-                )
-            )
-            return 0
-        if args.command == "generalise":
-            from train.generalise import run_generalise
-
-            text = run_generalise(
-                args.seeds,
-                args.timesteps,
-                args.runs_dir,
-                args.out,
-                args.episodes,
-                args.parallel,
-                command=args.command_line,
-            )
-            print(text, end="")
-            print(f"wrote {args.out / 'summary.md'}")
-            return 0
+        status = _dispatch(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below, not at interpreter exit
     except ImportError as exc:
         if exc.name in ("stable_baselines3", "torch", "yaml", "matplotlib", "tqdm", "rich", "tensorboard"):
             return _needs_train_extra(exc)
@@ -640,8 +591,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError, RuntimeError, OSError) as exc:
         print(f"gpu-alloc: error: {exc}", file=sys.stderr)
         return 2
-    parser.error(f"unknown command {args.command!r}")
-    return 2
+    if status is None:
+        parser.error(f"unknown command {args.command!r}")
+    return status
+
+
+def _dispatch(args: argparse.Namespace) -> int | None:
+    """Run the command ``args`` name; ``None`` for an unknown one."""
+    _check_out(args)
+    if args.command == "compare":
+        from train.compare import run_compare
+
+        config = make_scenario(args.scenario, **scenario_overrides(args))
+        _, text = run_compare(
+            config, args.episodes, args.seed, args.out, args.policies, command=args.command_line
+        )
+        print(text)
+        print(f"wrote {args.out / 'episodes.csv'} and {args.out / 'summary.md'}")
+        return 0
+    if args.command == "train":
+        return _run_train(args)
+    if args.command == "evaluate":
+        return _run_evaluate(args)
+    if args.command == "experiment":
+        return _run_experiment(args)
+    if args.command == "twin":
+        return _run_twin(args)
+    if args.command == "serving":
+        from train.serving import run_serving
+
+        print(
+            run_serving(
+                model=args.model,
+                gpu=args.gpu,
+                tensor_parallel=args.tensor_parallel,
+                dtype=args.dtype,
+                concurrency=args.concurrency,
+                input_tokens=args.input_tokens,
+                output_tokens=args.output_tokens,
+                as_json=args.json,
+                platform=args.platform,
+            )
+        )
+        return 0
+    if args.command == "generalise":
+        from train.generalise import run_generalise
+
+        text = run_generalise(
+            args.seeds,
+            args.timesteps,
+            args.runs_dir,
+            args.out,
+            args.episodes,
+            args.parallel,
+            command=args.command_line,
+        )
+        print(text, end="")
+        print(f"wrote {args.out / 'summary.md'}")
+        return 0
+    return None
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ LEARNED = "ppo"
 
 @dataclass(frozen=True)
 class Criterion:
-    """A win criterion: the paired difference learned - adaptive of ``metric`` must have ``sign``."""
+    """A win criterion: the paired difference learned - reference of ``metric`` on its ``better`` side."""
 
     text: str
     metric: str
@@ -267,8 +267,9 @@ def best_baseline(scored: Sequence[Scored], metric: str = "episode_return") -> s
     for item in scored:
         if not item.run:
             values.setdefault(item.result.policy, []).append(item.result.value(metric))
-    means = {policy: iqm(v) for policy, v in values.items() if not all(math.isnan(x) for x in v)}
-    return max(means, key=lambda policy: means[policy]) if means else None
+    means = {policy: iqm(v) for policy, v in values.items()}
+    defined = {policy: mean for policy, mean in means.items() if not math.isnan(mean)}
+    return max(defined, key=lambda policy: defined[policy]) if defined else None
 
 
 def criteria_rows(scored: Sequence[Scored], policy: str, reference: str) -> list[tuple[Criterion, str, str]]:

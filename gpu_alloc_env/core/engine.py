@@ -145,23 +145,33 @@ def requeue(s: SimState, b: int, r: int, i: int) -> None:
 # ------------------------------------------------------------------------------- routing
 @njit(cache=True)
 def less_loaded_replica_fits(s: SimState, p: Params, b: int, r: int, needed: int) -> bool:
-    """Whether another serving replica of ``r``'s agent runs fewer requests and has room for one more.
+    """Whether another serving replica of ``r``'s agent runs fewer requests and will take one more.
 
-    Such a replica, not ``r``, should take the next request of the queue (least-loaded routing): one
-    that is admitting (serving, not draining), runs fewer requests than ``r``, has a free batch slot
-    and ``needed`` free KV blocks.
+    Such a replica, not ``r``, should take the next request of the queue (least-loaded routing). It
+    must be sure to admit it at the start of its next iteration: serving and not draining, fewer
+    running requests than ``r``, a free batch slot, ``needed`` KV blocks free beyond one more block
+    for each of its running requests (what their decodes may take first), and token budget left
+    after its running requests' tokens (a long prompt prefilled in chunks can fill the budget).
     """
     n = s.rep[b, r]["agent"]
     load = s.rep[b, r]["n_run"]
     for o in range(s.rep.shape[1]):
         if (
-            o != r
-            and s.rep[b, o]["agent"] == n
-            and s.rep[b, o]["state"] == ACTIVE
-            and s.rep[b, o]["n_run"] < load
-            and s.rep[b, o]["n_run"] < p.agents[n]["max_seqs"]
-            and needed <= p.agents[n]["kv_blocks"] - s.rep[b, o]["kv_used"]
+            o == r
+            or s.rep[b, o]["agent"] != n
+            or s.rep[b, o]["state"] != ACTIVE
+            or s.rep[b, o]["n_run"] >= load
+            or s.rep[b, o]["n_run"] >= p.agents[n]["max_seqs"]
+            or needed + s.rep[b, o]["n_run"] > p.agents[n]["kv_blocks"] - s.rep[b, o]["kv_used"]
         ):
+            continue
+        committed = 0
+        i = s.rep[b, o]["run_head"]
+        while i != NO_ROW:
+            remaining = s.rq[b, i]["target"] - s.rq[b, i]["computed"] - s.rq[b, i]["sched"]
+            committed += remaining if remaining > 1 else 1
+            i = s.rq[b, i]["next"]
+        if committed < p.agents[n]["max_tokens"]:
             return True
     return False
 

@@ -482,6 +482,8 @@ def _replica_event(
     draining = s.rep[b, r]["state"] == DRAINING
     if not start_iteration(s, p, b, r, t, not draining, out.agent) and draining:
         release(s, p, b, r, t, out)
+    if s.agent[b, n]["q_head"] != NO_ROW:
+        wake(s, p, b, n, t, out)  # requests it preempted, or left to a less loaded idle replica
 
 
 @njit(cache=True)

@@ -157,11 +157,16 @@ class ModelSpec:
     def replace(self, **overrides: Any) -> ModelSpec:
         """A copy with some fields changed (validated; unknown fields are an error).
 
-        A change of ``hidden_size`` or ``num_attention_heads`` without a ``head_dim`` derives the head
-        size again (``hidden_size // num_attention_heads``) rather than keeping this model's.
+        When this model's head size is the derived one (``hidden_size // num_attention_heads``), a
+        change of either without a ``head_dim`` derives it again; an explicit head size is kept.
         """
         changed = dict(overrides)
-        if "head_dim" not in changed and ({"hidden_size", "num_attention_heads"} & set(changed)):
+        derived = self.head_dim * self.num_attention_heads == self.hidden_size
+        reshaped = any(
+            name in changed and changed[name] != getattr(self, name)
+            for name in ("hidden_size", "num_attention_heads")
+        )
+        if "head_dim" not in changed and derived and reshaped:
             changed["head_dim"] = 0
         return replace_checked(self, changed)
 
