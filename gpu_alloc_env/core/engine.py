@@ -155,12 +155,15 @@ def less_loaded_replica_fits(s: SimState, p: Params, b: int, r: int, needed: int
     """
     n = s.rep[b, r]["agent"]
     load = s.rep[b, r]["n_run"]
+    others = s.agent[b, n]["n_active"] - 1  # r is serving: the other serving replicas to look at
     for o in range(s.rep.shape[1]):
+        if others <= 0:
+            break
+        if o == r or s.rep[b, o]["agent"] != n or s.rep[b, o]["state"] != ACTIVE:
+            continue
+        others -= 1
         if (
-            o == r
-            or s.rep[b, o]["agent"] != n
-            or s.rep[b, o]["state"] != ACTIVE
-            or s.rep[b, o]["n_run"] >= load
+            s.rep[b, o]["n_run"] >= load
             or s.rep[b, o]["n_run"] >= p.agents[n]["max_seqs"]
             or needed + s.rep[b, o]["n_run"] > p.agents[n]["kv_blocks"] - s.rep[b, o]["kv_used"]
         ):
@@ -295,12 +298,14 @@ def idle_replica(s: SimState, b: int, n: int) -> int:
     Among several, the one with the fewest running requests, then the most free KV blocks.
     """
     best = NO_ROW
+    left = s.agent[b, n]["n_active"]  # serving replicas of n not yet looked at
     for r in range(s.rep.shape[1]):
-        if (
-            s.rep[b, r]["agent"] != n
-            or s.rep[b, r]["state"] != ACTIVE
-            or s.rep[b, r]["busy_until_s"] != np.inf
-        ):
+        if left <= 0:
+            break
+        if s.rep[b, r]["agent"] != n or s.rep[b, r]["state"] != ACTIVE:
+            continue
+        left -= 1
+        if s.rep[b, r]["busy_until_s"] != np.inf:
             continue
         if (
             best == NO_ROW
