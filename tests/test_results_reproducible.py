@@ -86,3 +86,37 @@ def test_committed_twin_report_is_what_the_twin_command_prints(
     assert main(["twin", "--out", str(tmp_path / "twins.md")]) == 0
     fresh = (tmp_path / "twins.md").read_text()
     assert fresh[fresh.index("### ") :] == committed[committed.index("### ") :]
+
+
+PPO_COMMAND = (
+    "gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 2000000 "
+    "--runs-dir runs/paper --out results/ppo-paper --episodes 20"
+)
+
+
+def test_committed_ppo_results_come_from_the_regeneration_script() -> None:
+    assert PPO_COMMAND in _regeneration_script()
+    assert PPO_COMMAND in " ".join((ROOT / "README.md").read_text().split())
+    summary = (ROOT / "results" / "ppo-paper" / "summary.md").read_text()
+    assert "Learned runs: paper-seed0, paper-seed1, paper-seed2, paper-seed3, paper-seed4." in summary
+    assert "20 held-out episodes per policy and run" in summary
+    rows = (ROOT / "results" / "ppo-paper" / "episodes.csv").read_text().splitlines()
+    assert len(rows) == 1 + 20 * (3 + 5)
+    for name in ("latency_cdf.png", "cost_vs_p95.png", "allocation_timeline.png", "learning_curves.png"):
+        assert (ROOT / "results" / "ppo-paper" / name).stat().st_size > 1000
+        assert f"results/ppo-paper/{name}" in (ROOT / "README.md").read_text()
+
+
+def test_the_readme_shows_every_ppo_table() -> None:
+    shown = {(kind, result) for document, kind, result, _ in _marked_blocks() if document == "README.md"}
+    for kind in ("results", "ppo-claims", "per-run", "training"):
+        assert (kind, "ppo-paper") in shown
+
+
+def test_refresh_names_an_unknown_kind_and_a_missing_summary() -> None:
+    with pytest.raises(ValueError, match=r"unknown table kind 'resultz'"):
+        refresh.summary_table("resultz", "paper")
+    with pytest.raises(ValueError, match=r"results/nowhere/summary.md does not exist"):
+        refresh.summary_table("results", "nowhere")
+    with pytest.raises(ValueError, match=r"README.md <!-- results:nowhere -->"):
+        refresh.refresh_marked("<!-- results:nowhere -->\nold\n<!-- /results:nowhere -->\n", "README.md")
