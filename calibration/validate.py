@@ -298,7 +298,18 @@ def kv_saturation_rows() -> list[Row]:
             method,
             tokens_per_s * itl_ms / 1e3,
             result.output_tokens_per_s * result.itl_s,
-        )
+        ),
+        Row(
+            NIM,
+            NIM_CONFIG,
+            f"output tok/s, C={c}",
+            f"closed loop C={c}",
+            tokens_per_s,
+            result.output_tokens_per_s,
+        ),
+        Row(
+            NIM, NIM_CONFIG, f"ITL at C={c} (ms)", f"closed loop C={c}, mean ITL", itl_ms, 1e3 * result.itl_s
+        ),
     ]
 
 

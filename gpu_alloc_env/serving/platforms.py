@@ -28,7 +28,7 @@ LOAD_BANDWIDTH_BYTES_PER_S: dict[str, float] = {
 """Default weight-loading bandwidth of each storage tier with the standard (safetensors) loader:
 remote storage 1.7 GB/s (OPT-30B in 34 s and Llama-2-70B in 84 s with standard loaders, ServerlessLLM,
 OSDI'24); local NVMe 3.4 GB/s (Llama-3.1-8B in 4.4 s and Qwen3-32B in 20.6 s with safetensors on an
-H100, ServerlessLLM's ``sllm_store`` README: 3.6 and 3.1 GB/s); host memory 5.1 GB/s (Qwen3-32B
+H100, ServerlessLLM's ``sllm_store`` README: 3.7 and 3.2 GB/s); host memory 5.1 GB/s (Qwen3-32B
 cached in host memory, 12.5 s with safetensors, same README)."""
 
 ENGINE_STARTUP_S = 20.0
