@@ -21,3 +21,7 @@ gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 2000000 \
 gpu-alloc twin --out results/twins.md
 gpu-alloc generalise --seeds 0 1 2 --timesteps 2000000 --episodes 20 \
     --runs-dir runs/generalisation --out results/generalisation
+
+# The tables and computed figures of README.md and docs/MODEL.md, from the results above. The prose
+# around them is written by hand: read it against the new figures.
+python docs/refresh.py
