@@ -107,10 +107,29 @@ def test_committed_ppo_results_come_from_the_regeneration_script() -> None:
         assert f"results/ppo-paper/{name}" in (ROOT / "README.md").read_text()
 
 
-def test_the_readme_shows_every_ppo_table() -> None:
+GENERALISE_COMMAND = (
+    "gpu-alloc generalise --seeds 0 1 2 --timesteps 2000000 --episodes 20 "
+    "--runs-dir runs/generalisation --out results/generalisation"
+)
+
+
+def test_committed_generalisation_results_come_from_the_regeneration_script() -> None:
+    assert GENERALISE_COMMAND in _regeneration_script()
+    assert GENERALISE_COMMAND in " ".join((ROOT / "README.md").read_text().split())
+    summary = (ROOT / "results" / "generalisation" / "summary.md").read_text()
+    assert f"Command: `{GENERALISE_COMMAND}`." in summary
+    for trace in ("conv", "code"):
+        rows = (ROOT / "results" / "generalisation" / f"episodes-{trace}.csv").read_text().splitlines()
+        assert len(rows) == 1 + 20 * (3 + 3 * 3)
+
+
+def test_the_readme_shows_every_ppo_and_generalisation_table() -> None:
     shown = {(kind, result) for document, kind, result, _ in _marked_blocks() if document == "README.md"}
     for kind in ("results", "ppo-claims", "per-run", "training"):
         assert (kind, "ppo-paper") in shown
+    for trace in ("conv", "code"):
+        assert ("generalisation-results", trace) in shown
+        assert ("generalisation-paired", trace) in shown
 
 
 def test_refresh_names_an_unknown_kind_and_a_missing_summary() -> None:
