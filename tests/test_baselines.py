@@ -7,8 +7,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from baselines import BASELINES, AdaptivePolicy, RoundRobinPolicy, StaticEqualPolicy, make_baseline
 from gpu_alloc_env import GpuAllocEnv
+from gpu_alloc_env.baselines import (
+    BASELINES,
+    AdaptivePolicy,
+    RoundRobinPolicy,
+    StaticEqualPolicy,
+    make_baseline,
+)
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.state import ACTIVE
 from gpu_alloc_env.observation import DecodedObservation

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from baselines import BASELINES
+from gpu_alloc_env.baselines import BASELINES
 from gpu_alloc_env.scenarios import make_scenario
-from train.cli import main, parse_overrides
-from train.compare import HEADLINE, run_compare
+from gpu_alloc_env.train.cli import main, parse_overrides
+from gpu_alloc_env.train.compare import HEADLINE, run_compare
 
 # A minute: long enough for every baseline to complete tasks (the coordinator's replicas serve
 # after a 30 s cold start), so that every metric is defined.

@@ -12,8 +12,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 import gpu_alloc_env
-from baselines import make_baseline
 from gpu_alloc_env import ENV_IDS, GpuAllocEnv
+from gpu_alloc_env.baselines import make_baseline
 from gpu_alloc_env.env import REWARD_COMPONENTS
 
 SHORT = {"episode_length_s": 30.0}

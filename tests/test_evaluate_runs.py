@@ -13,10 +13,10 @@ from test_train import TINY_HP, TINY_SCENARIO, read_rows, tiny_args
 
 from gpu_alloc_env.evaluation import EpisodeResult
 from gpu_alloc_env.scenarios import make_scenario
-from train.cli import main
-from train.evaluate import Scored, best_baseline, criteria_rows, run_evaluate, run_labels
-from train.learned import LearnedPolicy, load_run_config
-from train.ppo import TrainArgs, train
+from gpu_alloc_env.train.cli import main
+from gpu_alloc_env.train.evaluate import Scored, best_baseline, criteria_rows, run_evaluate, run_labels
+from gpu_alloc_env.train.learned import LearnedPolicy, load_run_config
+from gpu_alloc_env.train.ppo import TrainArgs, train
 
 GENERALISE_SCENARIOS = (
     "paper",

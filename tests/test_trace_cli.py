@@ -11,9 +11,15 @@ import pytest
 
 from gpu_alloc_env.config import ConfigError
 from gpu_alloc_env.scenarios import make_scenario
-from train.cli import build_parser, main, scenario_overrides, trace_overrides, trace_scenario_name
-from train.experiment import run_experiment
-from train.generalise import label, score_trace, trace_table
+from gpu_alloc_env.train.cli import (
+    build_parser,
+    main,
+    scenario_overrides,
+    trace_overrides,
+    trace_scenario_name,
+)
+from gpu_alloc_env.train.experiment import run_experiment
+from gpu_alloc_env.train.generalise import label, score_trace, trace_table
 
 SHORT = ["--set", "episode_length_s=20"]
 TINY_HP = [

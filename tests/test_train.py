@@ -17,11 +17,11 @@ from stable_baselines3 import PPO
 
 from gpu_alloc_env.config import ConfigError, ScenarioConfig
 from gpu_alloc_env.scenarios import make_scenario
-from train.cli import main
-from train.evaluate import EVALUATE_COLUMNS, TUNING_SEED_BASE, run_evaluate
-from train.learned import LearnedPolicy, training_record
-from train.plots import PLOT_FILES
-from train.ppo import (
+from gpu_alloc_env.train.cli import main
+from gpu_alloc_env.train.evaluate import EVALUATE_COLUMNS, TUNING_SEED_BASE, run_evaluate
+from gpu_alloc_env.train.learned import LearnedPolicy, training_record
+from gpu_alloc_env.train.plots import PLOT_FILES
+from gpu_alloc_env.train.ppo import (
     EVALUATION_SEED_BASE,
     VALIDATION_SEED_BASE,
     TrainArgs,
@@ -109,7 +109,7 @@ def test_same_seed_trains_the_same_model(tiny_run: Path, tmp_path: Path) -> None
 def test_killed_run_resumes_from_its_checkpoint_to_its_total_step_count(tmp_path: Path) -> None:
     run_dir = tmp_path / "killed"
     total = 5_000  # long enough that the run is still going when it is killed after 2000 steps
-    command = [sys.executable, "-m", "train", "train", "--scenario", "paper", "--seed", "1"]
+    command = [sys.executable, "-m", "gpu_alloc_env.train", "train", "--scenario", "paper", "--seed", "1"]
     command += ["--timesteps", str(total), "--run-dir", str(run_dir), "--checkpoint-interval-s", "0"]
     command += ["--no-progress", "--set", "episode_length_s=20"]
     for key, value in TINY_HP.items():

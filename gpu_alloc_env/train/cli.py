@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from baselines import BASELINES
+from gpu_alloc_env.baselines import BASELINES
 from gpu_alloc_env.config import TRACE_FILE_FIELDS, ConfigError, ScenarioConfig, TraceSpec
 from gpu_alloc_env.data import TRACES
 from gpu_alloc_env.scenarios import SCENARIOS, make_scenario
@@ -138,7 +138,7 @@ def base_scenario(args: argparse.Namespace, scenario: str | None = None) -> Scen
         return make_scenario(name)
     runs = getattr(args, "runs", None)
     if runs:
-        from train.learned import load_run_config
+        from gpu_alloc_env.train.learned import load_run_config
 
         return ScenarioConfig.from_dict(load_run_config(runs[0])["scenario"])
     return make_scenario("paper") if getattr(args, "command", None) == "evaluate" else None
@@ -444,7 +444,7 @@ def _needs_train_extra(exc: ImportError) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from train.ppo import TrainArgs, parse_hp_overrides, resume_args, train
+    from gpu_alloc_env.train.ppo import TrainArgs, parse_hp_overrides, resume_args, train
 
     if args.resume:
         ignored = [option for option, given in _run_options(args).items() if given]
@@ -499,7 +499,7 @@ def _run_options(args: argparse.Namespace) -> dict[str, bool]:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from train.evaluate import run_evaluate
+    from gpu_alloc_env.train.evaluate import run_evaluate
 
     text = run_evaluate(
         run_dirs=args.runs,
@@ -519,7 +519,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_experiment(args: argparse.Namespace) -> int:
-    from train.experiment import run_experiment
+    from gpu_alloc_env.train.experiment import run_experiment
 
     text = run_experiment(
         scenario=args.scenario,
@@ -600,7 +600,7 @@ def _dispatch(args: argparse.Namespace) -> int | None:
     """Run the command ``args`` name; ``None`` for an unknown one."""
     _check_out(args)
     if args.command == "compare":
-        from train.compare import run_compare
+        from gpu_alloc_env.train.compare import run_compare
 
         config = make_scenario(args.scenario, **scenario_overrides(args))
         _, text = run_compare(
@@ -618,7 +618,7 @@ def _dispatch(args: argparse.Namespace) -> int | None:
     if args.command == "twin":
         return _run_twin(args)
     if args.command == "serving":
-        from train.serving import run_serving
+        from gpu_alloc_env.train.serving import run_serving
 
         print(
             run_serving(
@@ -635,7 +635,7 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         )
         return 0
     if args.command == "generalise":
-        from train.generalise import run_generalise
+        from gpu_alloc_env.train.generalise import run_generalise
 
         text = run_generalise(
             args.seeds,

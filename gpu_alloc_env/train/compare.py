@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from baselines import BASELINES, make_baseline
+from gpu_alloc_env.baselines import BASELINES, make_baseline
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.evaluation import (
     EpisodeResult,

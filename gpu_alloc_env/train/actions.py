@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from baselines.adaptive import AdaptivePolicy
+from gpu_alloc_env.baselines.adaptive import AdaptivePolicy
 from gpu_alloc_env.config import ScenarioConfig
 
 FloatArray = NDArray[np.float64]

@@ -15,8 +15,8 @@ import numpy as np
 from gpu_alloc_env.config import ScenarioConfig
 
 if TYPE_CHECKING:
-    from train.evaluate import Scored
-    from train.learned import LearnedPolicy
+    from gpu_alloc_env.train.evaluate import Scored
+    from gpu_alloc_env.train.learned import LearnedPolicy
 
 PLOT_FILES = ("latency_cdf.png", "cost_vs_p95.png", "allocation_timeline.png", "learning_curves.png")
 
@@ -123,10 +123,10 @@ def write_plots(
 
 def heuristic_validation_return(run: LearnedPolicy) -> float:
     """The adaptive heuristic's mean return on the validation episodes a run's curve averages."""
-    from baselines import AdaptivePolicy
+    from gpu_alloc_env.baselines import AdaptivePolicy
     from gpu_alloc_env.evaluation import evaluate_policies
-    from train.learned import load_run_config
-    from train.ppo import VALIDATION_SEED_BASE
+    from gpu_alloc_env.train.learned import load_run_config
+    from gpu_alloc_env.train.ppo import VALIDATION_SEED_BASE
 
     episodes = int(load_run_config(run.run_dir)["hyperparams"]["eval_episodes"])
     seeds = [VALIDATION_SEED_BASE + k for k in range(episodes)]

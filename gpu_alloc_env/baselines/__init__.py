@@ -10,9 +10,9 @@
 
 from collections.abc import Callable
 
-from baselines.adaptive import AdaptivePolicy
-from baselines.round_robin import RoundRobinPolicy
-from baselines.static import StaticEqualPolicy
+from gpu_alloc_env.baselines.adaptive import AdaptivePolicy
+from gpu_alloc_env.baselines.round_robin import RoundRobinPolicy
+from gpu_alloc_env.baselines.static import StaticEqualPolicy
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.policy import FixedPolicy
 

@@ -24,7 +24,7 @@ from gpu_alloc_env.core.metrics import episode_metrics
 from gpu_alloc_env.core.simulator import BatchSimulator
 from gpu_alloc_env.env import reward_components
 from gpu_alloc_env.observation import ObservationLayout
-from train.actions import ActionTransform
+from gpu_alloc_env.train.actions import ActionTransform
 
 
 class BatchVecEnv(VecEnv):

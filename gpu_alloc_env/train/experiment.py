@@ -1,0 +1,186 @@
+r"""Train PPO over several seeds, then evaluate every run against the baselines: ``gpu-alloc experiment``.
+
+The full-budget experiment behind ``results/ppo-paper`` is::
+
+    gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 4000000 \
+        --runs-dir runs/paper --out results/ppo-paper
+
+Runs are trained in parallel subprocesses (``--parallel``, one CPU thread each) into run folders
+named after the resolved scenario (``<scenario name>-seed<seed>``); a run folder whose final model
+has at least ``--timesteps`` steps is reused, and one with a checkpoint (interrupted, or trained
+for fewer steps) is resumed up to the total, so an interrupted experiment continues where it
+stopped. A folder trained with other settings (scenario fields or
+hyperparameters) is never reused: the experiment stops and names the fields that differ.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gpu_alloc_env.core.simulator import replay_part
+from gpu_alloc_env.env import resolve_scenario
+from gpu_alloc_env.train.evaluate import held_out_overrides, run_evaluate
+from gpu_alloc_env.train.learned import checkpoint_steps, json_differences
+from gpu_alloc_env.train.ppo import (
+    MAX_TRAIN_SEED,
+    TrainError,
+    load_hyperparams,
+    never_checkpointed,
+    parse_hp_overrides,
+)
+
+
+def train_command(
+    scenario: str,
+    seed: int,
+    timesteps: int,
+    run_dir: Path,
+    hp: Sequence[str],
+    overrides: Mapping[str, Any],
+) -> list[str]:
+    """The ``gpu-alloc train`` command line of one run (new, or resumed from its checkpoint)."""
+    base = [sys.executable, "-m", "gpu_alloc_env.train", "train", "--run-dir", str(run_dir), "--no-progress"]
+    if (run_dir / "checkpoints" / "last.zip").exists():
+        return [*base, "--resume", "--timesteps", str(timesteps)]
+    command = [*base, "--scenario", scenario, "--seed", str(seed), "--timesteps", str(timesteps)]
+    for item in hp:
+        command += ["--hp", item]
+    for key, value in overrides.items():
+        command += ["--set", f"{key}={json.dumps(value)}"]
+    return command
+
+
+def run_settings(scenario: str, hp: Sequence[str], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``scenario`` and ``hyperparams`` that ``gpu-alloc train`` records in a run's ``config.json``."""
+    config = resolve_scenario(scenario, dict(overrides))
+    hyperparams = load_hyperparams(scenario, None, parse_hp_overrides(hp))
+    settings = {"scenario": config.to_dict(), "hyperparams": hyperparams}
+    loaded: dict[str, Any] = json.loads(json.dumps(settings))
+    return loaded
+
+
+def check_reusable(run_dir: Path, settings: Mapping[str, Any]) -> None:
+    """Refuse a run folder whose recorded settings differ from ``settings`` (see :func:`run_settings`)."""
+    recorded = run_dir / "config.json"
+    if not recorded.exists() or never_checkpointed(run_dir):
+        return  # nothing trained yet: gpu-alloc train starts the folder afresh
+    stored = json.loads(recorded.read_text())
+    differ = [path for key in settings for path, *_ in json_differences(stored.get(key), settings[key], key)]
+    if differ:
+        shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
+        raise ValueError(
+            f"run folder {run_dir} was trained with other settings than this experiment asks for "
+            f"({shown} {'differs' if len(differ) == 1 else 'differ'}); pass another --runs-dir, or "
+            f"delete {run_dir} to train it again"
+        )
+
+
+def steps_of(run_dir: Path) -> int:
+    """Steps of the run's last checkpoint (0 if it has none)."""
+    return checkpoint_steps(run_dir) or 0
+
+
+def finished(run_dir: Path, timesteps: int) -> bool:
+    """Whether ``run_dir`` holds a final model of at least ``timesteps`` steps."""
+    return (run_dir / "model.zip").exists() and steps_of(run_dir) >= timesteps
+
+
+def train_runs(
+    scenario: str,
+    seeds: Sequence[int],
+    timesteps: int,
+    runs_dir: Path,
+    parallel: int,
+    hp: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> list[Path]:
+    """Train one run per seed, ``parallel`` at a time; returns the run folders in seed order.
+
+    Every folder is checked before anything trains: one trained with other settings stops the
+    experiment (:func:`check_reusable`).
+    """
+    if parallel < 1:
+        raise ValueError(f"--parallel must be >= 1, got {parallel}")
+    if not seeds:
+        raise ValueError("--seeds is empty; pass at least one training seed")
+    repeated = sorted({seed for seed in seeds if list(seeds).count(seed) > 1})
+    if repeated:
+        raise TrainError(f"--seeds lists {repeated} more than once; each seed is one run, so list it once")
+    bad = [seed for seed in seeds if not 0 <= seed <= MAX_TRAIN_SEED]
+    if bad:
+        raise TrainError(f"--seeds {bad}: training seeds must lie in [0, {MAX_TRAIN_SEED}]")
+    if timesteps < 1:
+        raise TrainError(f"--timesteps must be a positive integer, got {timesteps}")
+    overrides = dict(overrides or {})
+    settings = run_settings(scenario, hp, overrides)
+    runs = [runs_dir / f"{settings['scenario']['name']}-seed{seed}" for seed in seeds]
+    for run in runs:
+        check_reusable(run, settings)
+    pending = []
+    for seed, run in zip(seeds, runs, strict=True):
+        if finished(run, timesteps):
+            print(f"reusing {run}: finished with {steps_of(run):,} steps ({timesteps:,} asked)", flush=True)
+        else:
+            pending.append((seed, run))
+    active: list[tuple[Path, subprocess.Popen[bytes], Any]] = []
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    while pending or active:
+        while pending and len(active) < parallel:
+            seed, run = pending.pop(0)
+            log = (runs_dir / f"{run.name}.log").open("ab")
+            command = train_command(scenario, seed, timesteps, run, hp, overrides)
+            print(f"training {run.name}: {' '.join(command[1:])}", flush=True)
+            active.append((run, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log))
+        time.sleep(1.0)
+        for item in list(active):
+            run, process, log = item
+            code = process.poll()
+            if code is None:
+                continue
+            log.close()
+            active.remove(item)
+            if code != 0:
+                for _, other, other_log in active:
+                    other.terminate()
+                    other_log.close()
+                raise RuntimeError(f"training {run.name} failed (exit {code}); see {runs_dir / run.name}.log")
+            print(f"finished {run.name}", flush=True)
+    return runs
+
+
+def run_experiment(
+    scenario: str,
+    seeds: Sequence[int],
+    timesteps: int,
+    runs_dir: Path,
+    out_dir: Path,
+    episodes: int,
+    parallel: int = 2,
+    hp: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> str:
+    """Train the runs, then evaluate them and every baseline; returns the summary.
+
+    Runs trained on the training part of a trace are evaluated on its held-out part. Both parts
+    are checked to hold an episode before anything trains. A twin (``--twin``) replays no trace,
+    so its runs are evaluated on the twin; ``gpu-alloc generalise`` scores twin-trained runs on
+    the held-out part of their trace.
+    """
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    config = resolve_scenario(scenario, dict(overrides or {}))
+    trace = config.workload.trace
+    held_out = held_out_overrides(config) if trace and trace.split == "train" else {}
+    if trace is not None:  # an episode must fit in both parts before hours go into training
+        replay_part(config)
+        replay_part(resolve_scenario(config, held_out))
+    runs = train_runs(scenario, seeds, timesteps, runs_dir, parallel, hp, overrides)
+    if held_out:
+        print("evaluating on the held-out part of the trace", flush=True)
+    return run_evaluate(runs, ["all"], episodes, out_dir, scenario_overrides=held_out)
