@@ -17,13 +17,12 @@ from stable_baselines3 import PPO
 
 from gpu_alloc_env.config import ConfigError, ScenarioConfig
 from gpu_alloc_env.scenarios import make_scenario
+from gpu_alloc_env.seeds import EVALUATION_SEED_BASE, TUNING_SEED_BASE, VALIDATION_SEED_BASE
 from gpu_alloc_env.train.cli import main
-from gpu_alloc_env.train.evaluate import EVALUATE_COLUMNS, TUNING_SEED_BASE, run_evaluate
+from gpu_alloc_env.train.evaluate import EVALUATE_COLUMNS, run_evaluate
 from gpu_alloc_env.train.learned import LearnedPolicy, training_record
 from gpu_alloc_env.train.plots import PLOT_FILES
 from gpu_alloc_env.train.ppo import (
-    EVALUATION_SEED_BASE,
-    VALIDATION_SEED_BASE,
     TrainArgs,
     TrainError,
     load_hyperparams,

@@ -16,8 +16,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
+from gpu_alloc_env.arrays import BoolArray, FloatArray, IntArray
 from gpu_alloc_env.config import ConfigError, ScenarioConfig
 from gpu_alloc_env.core.kernel import StepOut, add_tasks, allocate_out, step_interval
 from gpu_alloc_env.core.replay import ReplayPart, TraceStream, window_trace_s
@@ -35,10 +35,6 @@ from gpu_alloc_env.core.state import (
 )
 from gpu_alloc_env.core.workload import TaskDraws, TaskStream
 from gpu_alloc_env.traces import caller_stacklevel, split_bounds_s, trace_from_spec
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
-BoolArray = NDArray[np.bool_]
 
 REPAIR_KINDS: tuple[str, ...] = (
     "clipped_negative",

@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gpu_alloc_env.arrays import FloatArray
 from gpu_alloc_env.baselines.adaptive import AdaptivePolicy
 from gpu_alloc_env.config import ScenarioConfig
-
-FloatArray = NDArray[np.float64]
 
 
 class ActionTransform(ABC):

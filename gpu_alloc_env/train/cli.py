@@ -17,6 +17,7 @@ from gpu_alloc_env.baselines import BASELINES
 from gpu_alloc_env.config import TRACE_FILE_FIELDS, ConfigError, ScenarioConfig, TraceSpec
 from gpu_alloc_env.data import TRACES
 from gpu_alloc_env.scenarios import SCENARIOS, make_scenario
+from gpu_alloc_env.seeds import EVALUATION_SEED_BASE, TUNING_SEED_BASE
 from gpu_alloc_env.traces import TIMESTAMP_UNITS
 
 TRACE_OPTIONS = {
@@ -413,9 +414,9 @@ def _add_evaluate(sub: Any) -> None:
     evaluate.add_argument(
         "--first-seed",
         type=int,
-        default=1_000_000,
-        help="first episode seed (default 1000000, the held-out seeds); use 950000 to compare "
-        "hyperparameters without looking at the held-out seeds",
+        default=EVALUATION_SEED_BASE,
+        help=f"first episode seed (default {EVALUATION_SEED_BASE}, the held-out seeds); use "
+        f"{TUNING_SEED_BASE} to compare hyperparameters without looking at the held-out seeds",
     )
     evaluate.add_argument("--scenario", default=None, choices=sorted(SCENARIOS), help="default: the runs'")
     evaluate.add_argument(

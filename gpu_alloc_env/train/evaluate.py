@@ -34,6 +34,7 @@ from gpu_alloc_env.evaluation import (
     evaluate_policies,
     write_rows_csv,
 )
+from gpu_alloc_env.seeds import EVALUATION_SEED_BASE, FIRST_UNUSED_SEED, TUNING_SEED_BASE
 from gpu_alloc_env.stats import bootstrap_ci95, iqm, undefined_note
 from gpu_alloc_env.train.learned import (
     MODEL_FILES,
@@ -43,15 +44,9 @@ from gpu_alloc_env.train.learned import (
     show_value,
     training_record,
 )
-from gpu_alloc_env.train.ppo import EVALUATION_SEED_BASE, VALIDATION_SEED_BASE
 
 EVALUATE_COLUMNS: tuple[str, ...] = (*CSV_COLUMNS, "run", "train_seed")
 """Columns of ``episodes.csv``: those of ``gpu-alloc compare`` plus the run and its training seed."""
-
-FIRST_UNUSED_SEED = VALIDATION_SEED_BASE + 1000
-"""Seeds below this belong to training or validation episodes."""
-TUNING_SEED_BASE = 950_000
-"""First seed for comparing hyperparameters: disjoint from training, validation and evaluation."""
 
 REFERENCE = "adaptive"
 LEARNED = "ppo"

@@ -18,6 +18,7 @@ from pathlib import Path
 from gpu_alloc_env.baselines import BASELINES
 from gpu_alloc_env.evaluation import SUMMARY_METRICS
 from gpu_alloc_env.scenarios import make_scenario
+from gpu_alloc_env.seeds import EVALUATION_SEED_BASE
 from gpu_alloc_env.stats import bootstrap_ci95, iqm, undefined_note
 from gpu_alloc_env.train.evaluate import (
     CRITERIA,
@@ -32,7 +33,6 @@ from gpu_alloc_env.train.evaluate import (
 )
 from gpu_alloc_env.train.experiment import train_runs
 from gpu_alloc_env.train.learned import LearnedPolicy
-from gpu_alloc_env.train.ppo import EVALUATION_SEED_BASE
 
 TRACES = ("conv", "code")
 """Bundled traces evaluated on (their ``trace-<name>-held-out`` scenarios)."""

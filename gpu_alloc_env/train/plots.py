@@ -125,8 +125,8 @@ def heuristic_validation_return(run: LearnedPolicy) -> float:
     """The adaptive heuristic's mean return on the validation episodes a run's curve averages."""
     from gpu_alloc_env.baselines import AdaptivePolicy
     from gpu_alloc_env.evaluation import evaluate_policies
+    from gpu_alloc_env.seeds import VALIDATION_SEED_BASE
     from gpu_alloc_env.train.learned import load_run_config
-    from gpu_alloc_env.train.ppo import VALIDATION_SEED_BASE
 
     episodes = int(load_run_config(run.run_dir)["hyperparams"]["eval_episodes"])
     seeds = [VALIDATION_SEED_BASE + k for k in range(episodes)]

@@ -18,10 +18,10 @@ A run lives in its own folder and can be reproduced from it:
 | ``tb/``                     | TensorBoard logs                                               |
 | ``monitor/``                | per-episode training returns                                   |
 
-Seeds: training environment ``e`` of a run with seed ``K`` starts from seed ``1000 K + e`` and its
-generator continues across episodes; validation uses seeds from :data:`VALIDATION_SEED_BASE`;
-``gpu-alloc evaluate`` uses seeds from :data:`EVALUATION_SEED_BASE`, which no training or
-validation episode uses.
+Seeds (:mod:`gpu_alloc_env.seeds`): training environment ``e`` of a run with seed ``K`` starts from
+seed ``1000 K + e`` and its generator continues across episodes; validation uses seeds from
+:data:`~gpu_alloc_env.seeds.VALIDATION_SEED_BASE`; ``gpu-alloc evaluate`` uses seeds from
+:data:`~gpu_alloc_env.seeds.EVALUATION_SEED_BASE`, which no training or validation episode uses.
 """
 
 from __future__ import annotations
@@ -49,16 +49,10 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.scenarios import SCENARIOS
+from gpu_alloc_env.seeds import MAX_TRAIN_SEED, VALIDATION_SEED_BASE, training_seed
 from gpu_alloc_env.train.actions import transform_from_hyperparams
 from gpu_alloc_env.train.learned import load_run_config
 from gpu_alloc_env.train.vec_env import BatchVecEnv
-
-MAX_TRAIN_SEED = 899
-"""Training seeds run from 0 to this, so that training environment seeds stay below validation's."""
-VALIDATION_SEED_BASE = 900_000
-"""First seed of the periodic validation episodes."""
-EVALUATION_SEED_BASE = 1_000_000
-"""First seed of ``gpu-alloc evaluate``'s held-out episodes."""
 
 ENV_KEYS = (
     "n_envs",
@@ -511,7 +505,7 @@ def train(
         )
         (run_dir / "command.txt").write_text(command + "\n")
         (run_dir / "git_revision.txt").write_text(git_revision() + "\n")
-        env.seed(1000 * args.seed)
+        env.seed(training_seed(args.seed))
         model = PPO(
             "MlpPolicy",
             env,
