@@ -14,7 +14,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 import gpu_alloc_env
 from gpu_alloc_env import ENV_IDS, GpuAllocEnv
 from gpu_alloc_env.baselines import make_baseline
-from gpu_alloc_env.env import REWARD_COMPONENTS
+from gpu_alloc_env.core.reward import REWARD_COMPONENTS
 
 SHORT = {"episode_length_s": 30.0}
 

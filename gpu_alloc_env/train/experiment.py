@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gpu_alloc_env.core.simulator import replay_part
 from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.seeds import MAX_TRAIN_SEED
+from gpu_alloc_env.trace_replay import replay_part
 from gpu_alloc_env.train.evaluate import held_out_overrides, run_evaluate
 from gpu_alloc_env.train.learned import checkpoint_steps, json_differences
 from gpu_alloc_env.train.ppo import (
