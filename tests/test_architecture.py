@@ -64,6 +64,9 @@ LAYERS: dict[str, int] = {
     # 7: training and the commands' implementations
     "train": 7,
     "train.actions": 7,
+    "train.hyperparams": 7,
+    "train.run_folder": 7,
+    "train.callbacks": 7,
     "train.learned": 7,
     "train.vec_env": 7,
     "train.ppo": 7,

@@ -16,7 +16,8 @@ from gpu_alloc_env.scenarios import make_scenario
 from gpu_alloc_env.train.cli import main
 from gpu_alloc_env.train.evaluate import Scored, best_baseline, criteria_rows, run_evaluate, run_labels
 from gpu_alloc_env.train.learned import LearnedPolicy, load_run_config
-from gpu_alloc_env.train.ppo import TrainArgs, train
+from gpu_alloc_env.train.ppo import train
+from gpu_alloc_env.train.run_folder import TrainArgs
 
 GENERALISE_SCENARIOS = (
     "paper",

@@ -16,21 +16,16 @@ import pytest
 from stable_baselines3 import PPO
 
 from gpu_alloc_env.config import ConfigError, ScenarioConfig
+from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.scenarios import make_scenario
 from gpu_alloc_env.seeds import EVALUATION_SEED_BASE, TUNING_SEED_BASE, VALIDATION_SEED_BASE
 from gpu_alloc_env.train.cli import main
 from gpu_alloc_env.train.evaluate import EVALUATE_COLUMNS, run_evaluate
+from gpu_alloc_env.train.hyperparams import load_hyperparams, parse_hp_overrides, ppo_kwargs, training_config
 from gpu_alloc_env.train.learned import LearnedPolicy, training_record
 from gpu_alloc_env.train.plots import PLOT_FILES
-from gpu_alloc_env.train.ppo import (
-    TrainArgs,
-    TrainError,
-    load_hyperparams,
-    parse_hp_overrides,
-    ppo_kwargs,
-    train,
-    training_config,
-)
+from gpu_alloc_env.train.ppo import train
+from gpu_alloc_env.train.run_folder import TrainArgs
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_SCENARIO = {"episode_length_s": 20.0}

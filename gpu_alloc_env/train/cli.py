@@ -445,7 +445,9 @@ def _needs_train_extra(exc: ImportError) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from gpu_alloc_env.train.ppo import TrainArgs, parse_hp_overrides, resume_args, train
+    from gpu_alloc_env.train.hyperparams import parse_hp_overrides
+    from gpu_alloc_env.train.ppo import train
+    from gpu_alloc_env.train.run_folder import TrainArgs, resume_args
 
     if args.resume:
         ignored = [option for option, given in _run_options(args).items() if given]

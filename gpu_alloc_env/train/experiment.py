@@ -24,16 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from gpu_alloc_env.env import resolve_scenario
+from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.seeds import MAX_TRAIN_SEED
 from gpu_alloc_env.trace_replay import replay_part
 from gpu_alloc_env.train.evaluate import held_out_overrides, run_evaluate
+from gpu_alloc_env.train.hyperparams import load_hyperparams, parse_hp_overrides
 from gpu_alloc_env.train.learned import checkpoint_steps, json_differences
-from gpu_alloc_env.train.ppo import (
-    TrainError,
-    load_hyperparams,
-    never_checkpointed,
-    parse_hp_overrides,
-)
+from gpu_alloc_env.train.run_folder import never_checkpointed
 
 
 def train_command(
