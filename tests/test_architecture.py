@@ -76,7 +76,15 @@ LAYERS: dict[str, int] = {
     "train.generalise": 7,
     "train.compare": 7,
     "train.serving": 7,
-    # 8: the command line
+    # 8: the command line: options shared by the commands, one module per command
+    "train.cli.options": 8,
+    "train.cli.compare": 8,
+    "train.cli.train": 8,
+    "train.cli.evaluate": 8,
+    "train.cli.experiment": 8,
+    "train.cli.twin": 8,
+    "train.cli.generalise": 8,
+    "train.cli.serving": 8,
     "train.cli": 8,
     "train.__main__": 8,
 }

@@ -16,7 +16,8 @@ import pytest
 
 from gpu_alloc_env.baselines import BASELINES
 from gpu_alloc_env.scenarios import make_scenario
-from gpu_alloc_env.train.cli import main, parse_overrides
+from gpu_alloc_env.train.cli import main
+from gpu_alloc_env.train.cli.options import parse_overrides
 from gpu_alloc_env.train.compare import HEADLINE, run_compare
 
 # A minute: long enough for every baseline to complete tasks (the coordinator's replicas serve

@@ -11,13 +11,8 @@ import pytest
 
 from gpu_alloc_env.config import ConfigError
 from gpu_alloc_env.scenarios import make_scenario
-from gpu_alloc_env.train.cli import (
-    build_parser,
-    main,
-    scenario_overrides,
-    trace_overrides,
-    trace_scenario_name,
-)
+from gpu_alloc_env.train.cli import build_parser, main
+from gpu_alloc_env.train.cli.options import scenario_overrides, trace_overrides, trace_scenario_name
 from gpu_alloc_env.train.experiment import run_experiment
 from gpu_alloc_env.train.generalise import label, score_trace, trace_table
 
