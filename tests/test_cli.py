@@ -283,3 +283,10 @@ def test_compare_can_rename_the_scenario(tmp_path: Path, capsys: pytest.CaptureF
     )
     capsys.readouterr()
     assert "scenario `mine`" in (out / "summary.md").read_text()
+
+
+def test_compare_runs_the_fleet_scenario_with_its_number_of_agents(tmp_path: Path) -> None:
+    args = ["compare", "--scenario", "fleet", "--set", "num_agents=5", "--set", "episode_length_s=20"]
+    assert main([*args, "--episodes", "2", "--policies", "static", "--out", str(tmp_path)]) == 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "`fleet5`" in summary

@@ -18,7 +18,7 @@ from typing import Any
 
 from gpu_alloc_env.config import TRACE_FILE_FIELDS, ConfigError, ScenarioConfig, TraceSpec
 from gpu_alloc_env.data import TRACES
-from gpu_alloc_env.scenarios import SCENARIOS, make_scenario
+from gpu_alloc_env.scenarios import PRESET_PARAMETERS, SCENARIOS, make_scenario
 from gpu_alloc_env.traces import TIMESTAMP_UNITS
 
 TRACE_OPTIONS = {
@@ -130,14 +130,17 @@ def _trace_label(source: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "_", label) or "file"
 
 
-def base_scenario(args: argparse.Namespace, scenario: str | None = None) -> ScenarioConfig | None:
+def base_scenario(
+    args: argparse.Namespace, scenario: str | None = None, **parameters: Any
+) -> ScenarioConfig | None:
     """The scenario a command's options apply to.
 
-    That is ``scenario``, ``--scenario``, the first run's, or ``paper`` for ``evaluate`` without runs.
+    That is ``scenario``, ``--scenario`` (with its preset's ``parameters``, such as ``fleet``'s
+    ``num_agents``), the first run's, or ``paper`` for ``evaluate`` without runs.
     """
     name = scenario or getattr(args, "scenario", None)
     if isinstance(name, str):
-        return make_scenario(name)
+        return make_scenario(name, **parameters)
     runs = getattr(args, "runs", None)
     if runs:
         from gpu_alloc_env.train.learned import load_run_config
@@ -153,9 +156,12 @@ def scenario_overrides(args: argparse.Namespace, scenario: str | None = None) ->
     ``--set name=...`` names it; a twin appends ``-twin`` to that name.
     """
     overrides = parse_overrides(args.overrides)
-    base = base_scenario(args, scenario)
-    if base is not None and overrides:
-        base = base.replace(**overrides)
+    name = scenario or getattr(args, "scenario", None)
+    preset = {key: overrides[key] for key in PRESET_PARAMETERS.get(str(name), ()) if key in overrides}
+    fields = {key: value for key, value in overrides.items() if key not in preset}
+    base = base_scenario(args, scenario, **preset)
+    if base is not None and fields:
+        base = base.replace(**fields)
     traces = trace_overrides(args, base)
     overrides = merge_overrides(overrides, traces)
     if traces and base is not None and "name" not in overrides:
