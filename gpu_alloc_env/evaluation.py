@@ -130,6 +130,8 @@ def _format(mean: float, low: float, high: float) -> str:
     if math.isnan(mean):
         return "n/a"
     digits = 3 if abs(mean) < 10 else 1
+    if math.isnan(low) or math.isnan(high):
+        return f"{mean:.{digits}f} ± n/a"
     return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
 
 

@@ -290,3 +290,14 @@ def test_compare_runs_the_fleet_scenario_with_its_number_of_agents(tmp_path: Pat
     assert main([*args, "--episodes", "2", "--policies", "static", "--out", str(tmp_path)]) == 0
     summary = (tmp_path / "summary.md").read_text()
     assert "`fleet5`" in summary
+
+
+def test_one_episode_gives_no_interval_and_no_verdict(tmp_path: Path) -> None:
+    args = ["compare", "--episodes", "1", "--set", "episode_length_s=30", "--out", str(tmp_path)]
+    assert main(args) == 0
+    summary = (tmp_path / "summary.md").read_text()
+    table = summary[summary.index("| policy") : summary.index("## The paper")]
+    assert "± n/a" in table and "± 0.0" not in table
+    claims = [line for line in summary.splitlines() if "` adaptive / " in line]
+    assert claims and all("undefined: needs two or more seeds" in line for line in claims)
+    assert not [line for line in claims if "| holds |" in line or "mean only" in line]

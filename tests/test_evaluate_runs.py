@@ -388,3 +388,11 @@ def test_the_best_baseline_is_the_highest_defined_return_of_the_baselines_only()
     rows = criteria_rows(scored, "ppo", "static")
     cell, verdict = next((cell, verdict) for c, cell, verdict in rows if c.metric == "episode_return")
     assert cell.startswith("10.5 [") and verdict == "holds"
+
+
+def test_a_criterion_on_one_episode_is_undefined_not_holds() -> None:
+    from gpu_alloc_env.train.evaluate import UNDEFINED_VERDICT
+
+    scored = [*_scored("adaptive", [-20.0]), *_scored("ppo", [-10.0], run="r0")]
+    rows = criteria_rows(scored, "ppo", "adaptive")
+    assert rows and all(cell.endswith("[n/a]") and verdict == UNDEFINED_VERDICT for _, cell, verdict in rows)

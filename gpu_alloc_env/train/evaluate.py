@@ -48,6 +48,9 @@ from gpu_alloc_env.train.learned import (
 EVALUATE_COLUMNS: tuple[str, ...] = (*CSV_COLUMNS, "run", "train_seed")
 """Columns of ``episodes.csv``: those of ``gpu-alloc compare`` plus the run and its training seed."""
 
+UNDEFINED_VERDICT = "undefined: needs two or more episodes"
+"""The verdict of a criterion whose interval is undefined (fewer than two paired episodes)."""
+
 REFERENCE = "adaptive"
 LEARNED = "ppo"
 
@@ -67,6 +70,8 @@ class Criterion:
         """``holds`` when the whole interval is on the winning side, ``mean only`` when just the mean is."""
         if math.isnan(mean):
             return "n/a"
+        if math.isnan(low) or math.isnan(high):
+            return UNDEFINED_VERDICT
         sign = 1.0 if self.better == "higher" else -1.0
         near, point = min(sign * low, sign * high), sign * mean
         whole = near >= 0.0 if self.allow_equal else near > 0.0
@@ -283,6 +288,8 @@ def interval_cell(estimate: float, low: float, high: float) -> str:
     if math.isnan(estimate):
         return "n/a"
     digits = 3 if abs(estimate) < 10 else 1
+    if math.isnan(low) or math.isnan(high):
+        return f"{estimate:.{digits}f} [n/a]"
     return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
