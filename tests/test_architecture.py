@@ -19,8 +19,10 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "seeds": 0,
     "stats": 0,
+    "progress": 0,
     "data": 0,
     "_kernel_cache": 0,
+    "_font": 0,
     # 1: specifications: the catalogue and the validated configuration
     "serving": 1,
     "serving.calibration": 1,

@@ -150,7 +150,9 @@ def test_twin_command_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFi
         assert f"| {row}" in text
 
 
-def test_experiment_on_a_trace_evaluates_on_the_held_out_part(tmp_path: Path) -> None:
+def test_experiment_on_a_trace_evaluates_on_the_held_out_part(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     text = run_experiment(
         "trace-conv",
         [3],
@@ -160,8 +162,15 @@ def test_experiment_on_a_trace_evaluates_on_the_held_out_part(tmp_path: Path) ->
         episodes=1,
         hp=TINY_HP,
         overrides={"episode_length_s": 20},
+        progress=True,
     )
     assert "the `held_out` part of trace `conv`" in text
+    printed = capsys.readouterr()
+    log = tmp_path / "runs" / "trace-conv-seed3.log"
+    # Where the child's log is, and its command as a user would type it; a bar per run.
+    assert f"training trace-conv-seed3 (log: {log}): gpu-alloc train --run-dir " in printed.out
+    assert "-m gpu_alloc_env" not in printed.out and log.stat().st_size > 0
+    assert "trace-conv-seed3: 100%" in printed.err and "trace-conv-held-out: episodes: 100%" in printed.err
     run = tmp_path / "runs" / "trace-conv-seed3"
     assert '"split": "train"' in (run / "config.json").read_text()
 

@@ -462,3 +462,11 @@ def test_short_run_says_that_no_validation_ran(tmp_path: Path, capsys: pytest.Ca
     assert main(command) == 0
     out = capsys.readouterr().out
     assert "model.zip, best_model.zip, tb/" in out and "no validation ran" in out
+
+
+def test_the_training_bar_counts_the_whole_rollouts_ppo_trains() -> None:
+    from gpu_alloc_env.train.callbacks import RolloutProgressBar
+
+    assert RolloutProgressBar.steps_to_train(30_000, 4096) == 32_768
+    assert RolloutProgressBar.steps_to_train(8192, 4096) == 8192
+    assert RolloutProgressBar.steps_to_train(1, 128) == 128

@@ -13,6 +13,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from gpu_alloc_env.progress import Bar, progress_bar
 from gpu_alloc_env.train.run_folder import CHECKPOINT_COPIES, CHECKPOINT_DIR
 
 
@@ -82,3 +83,35 @@ class CheckpointCallback(BaseCallback):
         }
         (self.folder / "state.json").write_text(json.dumps(state) + "\n")
         self._last = time.monotonic()
+
+
+class RolloutProgressBar(BaseCallback):
+    """A bar of the environment steps the run will train: whole rollouts, so it ends full.
+
+    PPO collects rollouts of ``n_steps x n_envs`` steps until the total is reached, so a total that
+    is not a multiple of the rollout is overshot (30,000 steps train 32,768 at 4,096 a rollout);
+    Stable-Baselines3's own bar then ends past its total. This one counts to the steps trained.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bar: Bar | None = None
+
+    @staticmethod
+    def steps_to_train(remaining: int, rollout: int) -> int:
+        """The steps PPO trains to reach ``remaining`` more: whole rollouts of ``rollout`` steps."""
+        return -(-remaining // rollout) * rollout
+
+    def _on_training_start(self) -> None:
+        rollout = int(self.model.n_steps) * int(self.model.n_envs)  # type: ignore[attr-defined]
+        total = self.steps_to_train(int(self.locals["total_timesteps"]) - self.model.num_timesteps, rollout)
+        self.bar = progress_bar(total, "training", "step", enabled=True)
+
+    def _on_step(self) -> bool:
+        assert self.bar is not None
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        assert self.bar is not None
+        self.bar.close()

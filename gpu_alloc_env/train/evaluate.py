@@ -26,14 +26,16 @@ import numpy as np
 
 from gpu_alloc_env.baselines import BASELINES, make_baseline
 from gpu_alloc_env.config import ScenarioConfig
-from gpu_alloc_env.env import resolve_scenario
+from gpu_alloc_env.env import GpuAllocEnv, resolve_scenario
 from gpu_alloc_env.evaluation import (
     CSV_COLUMNS,
     SUMMARY_METRICS,
     EpisodeResult,
-    evaluate_policies,
+    run_episode,
     write_rows_csv,
 )
+from gpu_alloc_env.policy import Policy
+from gpu_alloc_env.progress import progress_bar
 from gpu_alloc_env.seeds import EVALUATION_SEED_BASE, FIRST_UNUSED_SEED, TUNING_SEED_BASE
 from gpu_alloc_env.stats import bootstrap_ci95, iqm, undefined_note
 from gpu_alloc_env.train.learned import (
@@ -209,17 +211,31 @@ def baseline_names(requested: Sequence[str]) -> list[str]:
 
 
 def score(
-    runs: Sequence[LearnedPolicy], baselines: Sequence[str], config: ScenarioConfig, seeds: Sequence[int]
+    runs: Sequence[LearnedPolicy],
+    baselines: Sequence[str],
+    config: ScenarioConfig,
+    seeds: Sequence[int],
+    progress: bool | None = None,
 ) -> list[Scored]:
-    """Every baseline and every run on every seed, with the trajectories recorded."""
+    """Every baseline and every run on every seed, with the trajectories recorded.
+
+    ``progress`` shows a bar of the episodes (``None``: on a terminal only).
+    """
+    if not seeds:
+        raise ValueError("seeds is empty; pass at least one seed")
+    players: list[tuple[str, Policy, str, int | None]] = [
+        (name, make_baseline(name, config), "", None) for name in baselines
+    ]
+    players += [(LEARNED, run, run.label, run.train_seed) for run in runs]
     scored: list[Scored] = []
-    for name in baselines:
-        policy = make_baseline(name, config)
-        for result in evaluate_policies({name: policy}, config, seeds, record=True):
-            scored.append(Scored(result, "", None))
-    for run in runs:
-        for result in evaluate_policies({LEARNED: run}, config, seeds, record=True):
-            scored.append(Scored(result, run.label, run.train_seed))
+    env = GpuAllocEnv(config)
+    with progress_bar(len(players) * len(seeds), f"{config.name}: episodes", "episode", progress) as bar:
+        for name, policy, label, train_seed in players:
+            bar.set_postfix_str(label or name)
+            for seed in seeds:
+                result = run_episode(env, policy, int(seed), name, record=True)
+                scored.append(Scored(result, label, train_seed))
+                bar.update(1)
     return scored
 
 
@@ -482,6 +498,7 @@ def run_evaluate(
     plots: bool = True,
     first_seed: int = EVALUATION_SEED_BASE,
     command: str | None = None,
+    progress: bool | None = None,
 ) -> str:
     """Evaluate, write ``episodes.csv``, ``summary.md`` and the plots to ``out_dir``; returns the summary.
 
@@ -491,7 +508,8 @@ def run_evaluate(
 
     Without ``scenario``, runs that all replay the training part of a trace are evaluated on its
     held-out part (:func:`held_out_overrides`) unless ``scenario_overrides`` set
-    ``workload.trace.split``. ``command`` is recorded in ``summary.md`` (default: this process's
+    ``workload.trace.split``. ``progress`` shows a bar of the episodes (``None``: on a terminal).
+    ``command`` is recorded in ``summary.md`` (default: this process's
     command line).
     """
     if episodes < 1:
@@ -520,7 +538,7 @@ def run_evaluate(
             flush=True,
         )
     seeds = [first_seed + k for k in range(episodes)]
-    scored = score(runs, names, config, seeds)
+    scored = score(runs, names, config, seeds, progress)
     out_dir = Path(out_dir)
     write_csv(scored, out_dir / "episodes.csv")
     preset = resolve_scenario(scenario or "paper", {}) if not runs else None

@@ -16,6 +16,7 @@ hyperparameters) is never reused: the experiment stops and names the fields that
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from typing import Any
 
 from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.errors import TrainError
+from gpu_alloc_env.progress import Bar, progress_bar
 from gpu_alloc_env.seeds import MAX_TRAIN_SEED
 from gpu_alloc_env.trace_replay import replay_part
 from gpu_alloc_env.train.evaluate import held_out_overrides, run_evaluate
@@ -96,8 +98,11 @@ def train_runs(
     parallel: int,
     hp: Sequence[str] = (),
     overrides: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
 ) -> list[Path]:
     """Train one run per seed, ``parallel`` at a time; returns the run folders in seed order.
+
+    ``progress`` shows a bar per run being trained (``None``: on a terminal only).
 
     Every folder is checked before anything trains: one trained with other settings stops the
     experiment (:func:`check_reusable`).
@@ -125,30 +130,53 @@ def train_runs(
             print(f"reusing {run}: finished with {steps_of(run):,} steps ({timesteps:,} asked)", flush=True)
         else:
             pending.append((seed, run))
-    active: list[tuple[Path, subprocess.Popen[bytes], Any]] = []
+    active: list[tuple[Path, subprocess.Popen[bytes], Any, Bar]] = []
     runs_dir.mkdir(parents=True, exist_ok=True)
     while pending or active:
         while pending and len(active) < parallel:
             seed, run = pending.pop(0)
-            log = (runs_dir / f"{run.name}.log").open("ab")
+            log_path = runs_dir / f"{run.name}.log"
+            log = log_path.open("ab")
             command = train_command(scenario, seed, timesteps, run, hp, overrides)
-            print(f"training {run.name}: {' '.join(command[1:])}", flush=True)
-            active.append((run, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log))
+            shown = shlex.join(["gpu-alloc", *command[3:]])  # what the child runs, as the user would
+            print(f"training {run.name} (log: {log_path}): {shown}", flush=True)
+            bar = progress_bar(timesteps, run.name, "step", enabled=progress)
+            bar.update(min(steps_of(run), timesteps))
+            active.append((run, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log, bar))
         time.sleep(1.0)
         for item in list(active):
-            run, process, log = item
+            run, process, log, bar = item
+            bar.update(max(min(monitored_steps(run), timesteps) - bar.n, 0))
             code = process.poll()
             if code is None:
                 continue
             log.close()
+            if code == 0:
+                bar.update(max(min(steps_of(run), timesteps) - bar.n, 0))
+            bar.close()
             active.remove(item)
             if code != 0:
-                for _, other, other_log in active:
+                for _, other, other_log, other_bar in active:
                     other.terminate()
                     other_log.close()
+                    other_bar.close()
                 raise RuntimeError(f"training {run.name} failed (exit {code}); see {runs_dir / run.name}.log")
-            print(f"finished {run.name}", flush=True)
+            print(f"finished {run.name}: {steps_of(run):,} steps", flush=True)
     return runs
+
+
+def monitored_steps(run_dir: Path) -> int:
+    """Environment steps of the run's finished training episodes, from its monitor logs.
+
+    A lower bound of the steps trained, for progress: episodes still under way are not counted.
+    """
+    folder = run_dir / "monitor"
+    steps = 0
+    for log in folder.glob("*.monitor.csv") if folder.is_dir() else ():
+        with log.open() as handle:
+            lines = handle.read().splitlines()[2:]  # a JSON comment line, then the header r,l,t
+        steps += sum(int(line.split(",")[1]) for line in lines if line.count(",") == 2)
+    return steps
 
 
 def run_experiment(
@@ -161,8 +189,11 @@ def run_experiment(
     parallel: int = 2,
     hp: Sequence[str] = (),
     overrides: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
 ) -> str:
     """Train the runs, then evaluate them and every baseline; returns the summary.
+
+    ``progress`` shows bars of the runs' training and of the evaluation (``None``: on a terminal).
 
     Runs trained on the training part of a trace are evaluated on its held-out part. Both parts
     are checked to hold an episode before anything trains. A twin (``--twin``) replays no trace,
@@ -177,7 +208,7 @@ def run_experiment(
     if trace is not None:  # an episode must fit in both parts before hours go into training
         replay_part(config)
         replay_part(resolve_scenario(config, held_out))
-    runs = train_runs(scenario, seeds, timesteps, runs_dir, parallel, hp, overrides)
+    runs = train_runs(scenario, seeds, timesteps, runs_dir, parallel, hp, overrides, progress)
     if held_out:
         print("evaluating on the held-out part of the trace", flush=True)
-    return run_evaluate(runs, ["all"], episodes, out_dir, scenario_overrides=held_out)
+    return run_evaluate(runs, ["all"], episodes, out_dir, scenario_overrides=held_out, progress=progress)

@@ -48,15 +48,17 @@ def label(scenario: str) -> str:
     return f"ppo[{scenario}]"
 
 
-def score_trace(trace: str, runs: dict[str, list[Path]], seeds: Sequence[int]) -> list[Scored]:
+def score_trace(
+    trace: str, runs: dict[str, list[Path]], seeds: Sequence[int], progress: bool | None = None
+) -> list[Scored]:
     """Baselines and the runs of each training scenario on ``trace-<trace>-held-out``."""
     config = make_scenario(f"trace-{trace}-held-out")
-    scored = score([], list(BASELINES), config, seeds)
+    scored = score([], list(BASELINES), config, seeds, progress)
     for scenario in training_scenarios(trace):
         policies = [LearnedPolicy(run, "best") for run in runs[scenario]]
         for policy in policies:
             policy.check_compatible(config)
-        for item in score(policies, [], config, seeds):
+        for item in score(policies, [], config, seeds, progress):
             relabelled = dataclasses.replace(item.result, policy=label(scenario))
             scored.append(Scored(relabelled, item.run, item.train_seed))
     return scored
@@ -113,12 +115,16 @@ def run_generalise(
     episodes: int,
     parallel: int = 2,
     command: str | None = None,
+    progress: bool | None = None,
 ) -> str:
-    """Train every run that is not yet trained, score everything, write the table; returns it."""
+    """Train every run that is not yet trained, score everything, write the table; returns it.
+
+    ``progress`` shows bars of the runs' training and of the scoring (``None``: on a terminal).
+    """
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     scenarios = list(dict.fromkeys(s for trace in TRACES for s in training_scenarios(trace)))
-    runs = {s: train_runs(s, seeds, timesteps, runs_dir, parallel) for s in scenarios}
+    runs = {s: train_runs(s, seeds, timesteps, runs_dir, parallel, progress=progress) for s in scenarios}
     eval_seeds = [EVALUATION_SEED_BASE + k for k in range(episodes)]
     out_dir = Path(out_dir)
     lines = [
@@ -137,7 +143,7 @@ def run_generalise(
         "(training seeds), then episodes.",
     ]
     for trace in TRACES:
-        scored = score_trace(trace, runs, eval_seeds)
+        scored = score_trace(trace, runs, eval_seeds, progress)
         write_csv(scored, out_dir / f"episodes-{trace}.csv")
         lines += ["", *trace_table(trace, scored, eval_seeds)]
     text = "\n".join(lines) + "\n"

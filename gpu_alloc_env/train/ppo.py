@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from gpu_alloc_env.config import ScenarioConfig
@@ -27,7 +27,7 @@ from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.seeds import VALIDATION_SEED_BASE, training_seed
 from gpu_alloc_env.train.actions import transform_from_hyperparams
-from gpu_alloc_env.train.callbacks import CheckpointCallback, ValidationCallback
+from gpu_alloc_env.train.callbacks import CheckpointCallback, RolloutProgressBar, ValidationCallback
 from gpu_alloc_env.train.hyperparams import load_hyperparams, ppo_kwargs, training_config
 from gpu_alloc_env.train.run_folder import (
     CHECKPOINT_DIR,
@@ -153,12 +153,14 @@ def train(
     )
     validation.restore(run_dir / "evaluations.npz")
     if remaining > 0:
+        callbacks: list[BaseCallback] = [checkpoints, validation]
+        if progress_bar:
+            callbacks.append(RolloutProgressBar())
         model.learn(
             total_timesteps=remaining,
-            callback=CallbackList([checkpoints, validation]),
+            callback=CallbackList(callbacks),
             reset_num_timesteps=not resume,
             tb_log_name="PPO",
-            progress_bar=progress_bar,
         )
     model.save(run_dir / "model.zip")
     if isinstance(env, VecNormalize):

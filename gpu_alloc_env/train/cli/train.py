@@ -58,6 +58,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train or resume the run; print what the run folder received."""
     from gpu_alloc_env.train.hyperparams import parse_hp_overrides
+    from gpu_alloc_env.train.learned import checkpoint_steps
     from gpu_alloc_env.train.ppo import train
     from gpu_alloc_env.train.run_folder import TrainArgs, resume_args
 
@@ -90,7 +91,11 @@ def run(args: argparse.Namespace) -> int:
     )
     outputs = ("model.zip", "best_model.zip", "evaluations.npz", "tb/")
     written = [name for name in outputs if (run_dir / name).exists()]
-    print(f"trained {run_dir}: {', '.join(written)}")
+    steps = checkpoint_steps(run_dir)
+    print(
+        f"trained {run_dir} to {steps:,} environment steps (PPO trains whole rollouts, so the total "
+        f"asked is rounded up): {', '.join(written)}"
+    )
     if not (run_dir / "evaluations.npz").exists():
         print(
             "no validation ran (the run is shorter than eval_freq_steps), so best_model.zip is the "
