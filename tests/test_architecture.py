@@ -144,3 +144,15 @@ def test_the_core_does_no_rl_no_file_io_and_reads_no_traces(module: str) -> None
     assert "gpu_alloc_env.traces" not in imports and "gpu_alloc_env.data" not in imports
     source = _modules()[module].read_text()
     assert "open(" not in source
+
+
+def test_the_architecture_document_shows_the_same_layers() -> None:
+    text = (PACKAGE.parent / "docs" / "ARCHITECTURE.md").read_text()
+    block = text[text.index("```\n0 ") + 4 : text.index("```", text.index("```\n0 ") + 4)]
+    shown = {int(line.split()[0]): line for line in block.splitlines() if line.strip()}
+    for module, layer in LAYERS.items():
+        name = module.split(".")[0]
+        if not name or module.startswith("train.") or module.startswith("baselines."):
+            continue
+        listed = f"{name}/" if "." in module or (PACKAGE / name).is_dir() else name
+        assert listed in shown[layer], f"docs/ARCHITECTURE.md does not show {listed} in layer {layer}"

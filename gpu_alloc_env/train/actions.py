@@ -1,7 +1,7 @@
 """How a learned policy's normalised action in ``[-1, 1]^N`` becomes desired replicas per agent.
 
 The environment's action is replicas; a Gaussian policy learns best in a symmetric unit box. Three
-parameterisations, chosen per scenario in ``train/hyperparams.yml``:
+parameterisations, chosen per scenario in ``gpu_alloc_env/train/hyperparams.yml``:
 
 | name       | desired replicas of agent n                                                  |
 |------------|------------------------------------------------------------------------------|

@@ -37,7 +37,7 @@ POLICY_KEYS = ("net_arch", "log_std_init")
 
 
 def default_hyperparams_path() -> Path:
-    """The bundled ``train/hyperparams.yml``."""
+    """The bundled ``gpu_alloc_env/train/hyperparams.yml``."""
     return Path(str(resources.files("gpu_alloc_env.train").joinpath("hyperparams.yml")))
 
 

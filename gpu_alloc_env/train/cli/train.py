@@ -22,7 +22,7 @@ def add_parser(sub: Any) -> None:
     train = sub.add_parser(
         "train",
         help="train a PPO allocator (Stable-Baselines3) into a run folder",
-        description="Train PPO on a scenario. Hyperparameters come from train/hyperparams.yml "
+        description="Train PPO on a scenario. Hyperparameters come from gpu_alloc_env/train/hyperparams.yml "
         "(the scenario's block over 'default'), then --hp. The run folder receives the resolved "
         "config, the arguments, the command, the git revision, the models, checkpoints and logs.",
     )
