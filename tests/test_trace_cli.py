@@ -318,3 +318,28 @@ def test_another_trace_replaces_the_old_files_columns_and_name(tmp_path: Path) -
     config = trained.replace(**traces)
     assert config.workload.trace is not None and config.workload.trace.timestamp_unit == "auto"
     assert trace_scenario_name(trained, config) == "paper-trace-conv"
+
+
+def test_jobs_of_several_scenarios_train_in_one_pool(tmp_path: Path) -> None:
+    import sys
+
+    from gpu_alloc_env.train.experiment import Job, run_jobs
+
+    script = (
+        "import sys, time; open(sys.argv[1], 'a').write(f'{time.time()} '); time.sleep(0.6); "
+        "open(sys.argv[1], 'a').write(f'{time.time()}')"
+    )
+    jobs = [
+        Job(tmp_path / "runs" / name, [sys.executable, "-c", script, str(tmp_path / f"{name}.times")])
+        for name in ("paper-seed0", "paper-seed1", "paper-seed2", "trace-conv-seed0")
+    ]
+    run_jobs(jobs, timesteps=10, parallel=2, progress=False)
+    spans = [tuple(map(float, (tmp_path / f"{job.run_dir.name}.times").read_text().split())) for job in jobs]
+    # Never more than two at once, and the third paper run shares the pool with the trace run.
+    for t in (start for start, _ in spans):
+        assert sum(start <= t < end for start, end in spans) <= 2
+    third, other = spans[2], spans[3]
+    assert third[0] < other[1] and other[0] < third[1]
+    failing = [Job(tmp_path / "runs" / "bad", [sys.executable, "-c", "raise SystemExit(3)"])]
+    with pytest.raises(RuntimeError, match=r"training bad failed \(exit 3\); see .*bad\.log"):
+        run_jobs(failing, timesteps=10, parallel=2, progress=False)

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,25 +91,27 @@ def finished(run_dir: Path, timesteps: int) -> bool:
     return (run_dir / "model.zip").exists() and steps_of(run_dir) >= timesteps
 
 
-def train_runs(
+@dataclass(frozen=True)
+class Job:
+    """One training run to carry out: its folder and the ``gpu-alloc train`` command that trains it."""
+
+    run_dir: Path
+    command: list[str]
+
+
+def plan_runs(
     scenario: str,
     seeds: Sequence[int],
     timesteps: int,
     runs_dir: Path,
-    parallel: int,
     hp: Sequence[str] = (),
     overrides: Mapping[str, Any] | None = None,
-    progress: bool | None = None,
-) -> list[Path]:
-    """Train one run per seed, ``parallel`` at a time; returns the run folders in seed order.
+) -> tuple[list[Path], list[Job]]:
+    """The run folders of one scenario's seeds (in seed order), and the jobs for those not finished.
 
-    ``progress`` shows a bar per run being trained (``None``: on a terminal only).
-
-    Every folder is checked before anything trains: one trained with other settings stops the
-    experiment (:func:`check_reusable`).
+    Every folder is checked first: one trained with other settings stops the experiment
+    (:func:`check_reusable`).
     """
-    if parallel < 1:
-        raise ValueError(f"--parallel must be >= 1, got {parallel}")
     if not seeds:
         raise ValueError("--seeds is empty; pass at least one training seed")
     repeated = sorted({seed for seed in seeds if list(seeds).count(seed) > 1})
@@ -124,25 +127,38 @@ def train_runs(
     runs = [runs_dir / f"{settings['scenario']['name']}-seed{seed}" for seed in seeds]
     for run in runs:
         check_reusable(run, settings)
-    pending = []
+    jobs = []
     for seed, run in zip(seeds, runs, strict=True):
         if finished(run, timesteps):
             print(f"reusing {run}: finished with {steps_of(run):,} steps ({timesteps:,} asked)", flush=True)
         else:
-            pending.append((seed, run))
+            jobs.append(Job(run, train_command(scenario, seed, timesteps, run, hp, overrides)))
+    return runs, jobs
+
+
+def run_jobs(jobs: Sequence[Job], timesteps: int, parallel: int, progress: bool | None = None) -> None:
+    """Train ``jobs`` in subprocesses, ``parallel`` at a time, each logging to ``<run folder>.log``.
+
+    ``progress`` shows a bar per run being trained (``None``: on a terminal only). A run that fails
+    stops the others and raises, naming its log.
+    """
+    if parallel < 1:
+        raise ValueError(f"--parallel must be >= 1, got {parallel}")
+    pending = list(jobs)
     active: list[tuple[Path, subprocess.Popen[bytes], Any, Bar]] = []
-    runs_dir.mkdir(parents=True, exist_ok=True)
     while pending or active:
         while pending and len(active) < parallel:
-            seed, run = pending.pop(0)
-            log_path = runs_dir / f"{run.name}.log"
+            job = pending.pop(0)
+            run = job.run_dir
+            run.parent.mkdir(parents=True, exist_ok=True)
+            log_path = run.parent / f"{run.name}.log"
             log = log_path.open("ab")
-            command = train_command(scenario, seed, timesteps, run, hp, overrides)
-            shown = shlex.join(["gpu-alloc", *command[3:]])  # what the child runs, as the user would
+            shown = shlex.join(["gpu-alloc", *job.command[3:]])  # what the child runs, as the user would
             print(f"training {run.name} (log: {log_path}): {shown}", flush=True)
             bar = progress_bar(timesteps, run.name, "step", enabled=progress)
             bar.update(min(steps_of(run), timesteps))
-            active.append((run, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log, bar))
+            process = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT)
+            active.append((run, process, log, bar))
         time.sleep(1.0)
         for item in list(active):
             run, process, log, bar = item
@@ -160,8 +176,31 @@ def train_runs(
                     other.terminate()
                     other_log.close()
                     other_bar.close()
-                raise RuntimeError(f"training {run.name} failed (exit {code}); see {runs_dir / run.name}.log")
+                raise RuntimeError(
+                    f"training {run.name} failed (exit {code}); see {run.parent / run.name}.log"
+                )
             print(f"finished {run.name}: {steps_of(run):,} steps", flush=True)
+
+
+def train_runs(
+    scenario: str,
+    seeds: Sequence[int],
+    timesteps: int,
+    runs_dir: Path,
+    parallel: int,
+    hp: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
+) -> list[Path]:
+    """Train one run per seed, ``parallel`` at a time; returns the run folders in seed order.
+
+    Finished runs are reused, interrupted ones resumed (:func:`plan_runs`); ``progress`` shows a bar
+    per run being trained (``None``: on a terminal only).
+    """
+    if parallel < 1:
+        raise ValueError(f"--parallel must be >= 1, got {parallel}")
+    runs, jobs = plan_runs(scenario, seeds, timesteps, runs_dir, hp, overrides)
+    run_jobs(jobs, timesteps, parallel, progress)
     return runs
 
 

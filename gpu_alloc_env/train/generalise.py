@@ -31,7 +31,7 @@ from gpu_alloc_env.train.evaluate import (
     score,
     write_csv,
 )
-from gpu_alloc_env.train.experiment import train_runs
+from gpu_alloc_env.train.experiment import plan_runs, run_jobs
 from gpu_alloc_env.train.learned import LearnedPolicy
 
 TRACES = ("conv", "code")
@@ -124,7 +124,12 @@ def run_generalise(
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     scenarios = list(dict.fromkeys(s for trace in TRACES for s in training_scenarios(trace)))
-    runs = {s: train_runs(s, seeds, timesteps, runs_dir, parallel, progress=progress) for s in scenarios}
+    if parallel < 1:
+        raise ValueError(f"--parallel must be >= 1, got {parallel}")
+    # Every scenario's runs in one pool, so that no run trains alone while another could run beside it.
+    planned = {s: plan_runs(s, seeds, timesteps, runs_dir) for s in scenarios}
+    run_jobs([job for _, jobs in planned.values() for job in jobs], timesteps, parallel, progress)
+    runs = {s: folders for s, (folders, _) in planned.items()}
     eval_seeds = [EVALUATION_SEED_BASE + k for k in range(episodes)]
     out_dir = Path(out_dir)
     lines = [
