@@ -6,6 +6,7 @@ captured output stay clean; ``enabled=True`` forces them, ``False`` hides them.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from typing import NoReturn, TypeAlias, TypeVar
 
@@ -29,6 +30,12 @@ def with_progress(
         for item in items:
             yield item
             bar.update(1)
+
+
+def say(text: str) -> None:
+    """Print a line without tearing the progress bars on the terminal (``tqdm.write``)."""
+    tqdm.write(text)
+    sys.stdout.flush()
 
 
 def _disabled(enabled: bool | None) -> bool | None:

@@ -1,11 +1,12 @@
 """Rendering of one environment: a text table (``ansi``) and a picture (``rgb_array``).
 
-The picture has a title line (simulated time, GPUs held of the capacity, tasks in flight), a legend,
-one group of bars per agent with the agent's name under it (left: GPUs of serving replicas in
-green, starting ones in orange, draining ones in purple, kept-alive ones in grey, against the
-capacity, with a dark tick at ``max_replicas`` replicas; right: the queue in blue, squashed so that
-10 requests fill half the height), and a strip of recent allocations, one row per agent, darker for
-more GPUs. It is drawn with NumPy alone (text in the 5x7 font of :mod:`gpu_alloc_env._font`).
+The picture has a title line (simulated time, GPUs held of the capacity, tasks in flight), a
+legend, one group of bars per agent with the agent's name under it (its index when the names do not
+fit; left: GPUs of serving replicas in green, starting ones in orange, draining ones in purple,
+kept-alive ones in grey, against the capacity, with a dark tick at ``max_replicas`` replicas;
+right: the queue in blue, squashed so that 10 requests fill half the height), and a strip of recent
+allocations below them, one row per agent in the bars' order, darker for more GPUs. It is drawn with
+NumPy alone (text in the 5x7 font of :mod:`gpu_alloc_env._font`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from gpu_alloc_env._font import ADVANCE_PX, GLYPH_HEIGHT_PX, draw_text
+from gpu_alloc_env._font import GLYPH_HEIGHT_PX, draw_text, text_width_px
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.simulator import BatchSimulator
 
@@ -40,6 +41,7 @@ LEGEND: tuple[tuple[str, tuple[int, int, int]], ...] = (
     ("draining", DRAINING_RGB),
     ("kept alive", KEPT_ALIVE_RGB),
     ("queue", QUEUE_RGB),
+    ("max replicas", FRAME_RGB),
 )
 """The legend of the bars: label and colour."""
 
@@ -109,10 +111,12 @@ def render_rgb(
     height = bars_bottom - bars_top
     group = max((IMAGE_WIDTH - 8) // n, 2)
     bar = max(group // 3, 1)
+    names = [a.name for a in config.agents]
+    if any(text_width_px(name) > group - 2 for name in names):
+        names = [str(i) for i in range(n)]  # a cut name cannot be told from another: number them
     for i in range(n):
         left = 4 + i * group
-        if group >= 2 * ADVANCE_PX:  # a name fits under its bars when two characters do
-            draw_text(image, config.agents[i].name, names_top, left, TEXT_RGB, max_width_px=group - 2)
+        draw_text(image, names[i], names_top, left, TEXT_RGB, max_width_px=group - 2)
         levels = [
             (view.active[env, i] * size[i], WARM_RGB),
             (view.starting[env, i] * size[i], LOADING_RGB),

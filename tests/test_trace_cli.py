@@ -11,6 +11,7 @@ import pytest
 
 from gpu_alloc_env.config import ConfigError
 from gpu_alloc_env.scenarios import make_scenario
+from gpu_alloc_env.seeds import EVALUATION_SEED_BASE
 from gpu_alloc_env.train.cli import build_parser, main
 from gpu_alloc_env.train.cli.options import scenario_overrides, trace_overrides, trace_scenario_name
 from gpu_alloc_env.train.experiment import run_experiment
@@ -175,10 +176,10 @@ def test_experiment_on_a_trace_evaluates_on_the_held_out_part(
     assert '"split": "train"' in (run / "config.json").read_text()
 
     runs = {scenario: [run] for scenario in ("paper", "trace-conv-twin", "trace-conv")}
-    scored = score_trace("conv", runs, [1_000_000])
+    scored = score_trace("conv", runs, [EVALUATION_SEED_BASE])
     policies = {item.result.policy for item in scored}
     assert policies == {"static", "round_robin", "adaptive", *(label(s) for s in runs)}
-    lines = trace_table("conv", scored, [1_000_000])
+    lines = trace_table("conv", scored, [EVALUATION_SEED_BASE])
     assert any(line.startswith("| ppo[trace-conv] | 1 |") for line in lines)
     assert any(line.startswith("| `trace-conv-twin` |") for line in lines)
 

@@ -105,7 +105,7 @@ class RolloutProgressBar(BaseCallback):
     def _on_training_start(self) -> None:
         rollout = int(self.model.n_steps) * int(self.model.n_envs)  # type: ignore[attr-defined]
         total = self.steps_to_train(int(self.locals["total_timesteps"]) - self.model.num_timesteps, rollout)
-        self.bar = progress_bar(total, "training", "step", enabled=True)
+        self.bar = progress_bar(total, "training", "step")
 
     def _on_step(self) -> bool:
         assert self.bar is not None

@@ -27,7 +27,7 @@ from typing import Any
 
 from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.errors import TrainError
-from gpu_alloc_env.progress import Bar, progress_bar
+from gpu_alloc_env.progress import Bar, progress_bar, say
 from gpu_alloc_env.seeds import MAX_TRAIN_SEED
 from gpu_alloc_env.trace_replay import replay_part
 from gpu_alloc_env.train.evaluate import held_out_overrides, run_evaluate
@@ -153,8 +153,9 @@ def run_jobs(jobs: Sequence[Job], timesteps: int, parallel: int, progress: bool 
             run.parent.mkdir(parents=True, exist_ok=True)
             log_path = run.parent / f"{run.name}.log"
             log = log_path.open("ab")
-            shown = shlex.join(["gpu-alloc", *job.command[3:]])  # what the child runs, as the user would
-            print(f"training {run.name} (log: {log_path}): {shown}", flush=True)
+            # What the child runs, as the user would type it (with a progress bar of its own).
+            shown = shlex.join(["gpu-alloc", *(word for word in job.command[3:] if word != "--no-progress")])
+            say(f"training {run.name} (log: {log_path}): {shown}")
             bar = progress_bar(timesteps, run.name, "step", enabled=progress)
             bar.update(min(steps_of(run), timesteps))
             process = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT)
@@ -179,7 +180,7 @@ def run_jobs(jobs: Sequence[Job], timesteps: int, parallel: int, progress: bool 
                 raise RuntimeError(
                     f"training {run.name} failed (exit {code}); see {run.parent / run.name}.log"
                 )
-            print(f"finished {run.name}: {steps_of(run):,} steps", flush=True)
+            say(f"finished {run.name}: {steps_of(run):,} steps")
 
 
 def train_runs(

@@ -20,7 +20,7 @@ from gpu_alloc_env.evaluation import SUMMARY_METRICS
 from gpu_alloc_env.scenarios import make_scenario
 from gpu_alloc_env.seeds import EVALUATION_SEED_BASE
 from gpu_alloc_env.stats import bootstrap_ci95, iqm, undefined_note
-from gpu_alloc_env.train.evaluate import (
+from gpu_alloc_env.train.comparison import (
     CRITERIA,
     REFERENCE,
     Scored,
@@ -28,9 +28,8 @@ from gpu_alloc_env.train.evaluate import (
     criteria_rows,
     groups_of,
     interval_cell,
-    score,
-    write_csv,
 )
+from gpu_alloc_env.train.evaluate import score, write_csv
 from gpu_alloc_env.train.experiment import plan_runs, run_jobs
 from gpu_alloc_env.train.learned import LearnedPolicy
 

@@ -17,7 +17,7 @@ from gpu_alloc_env.config import ScenarioConfig
 if TYPE_CHECKING:
     from matplotlib.axis import Axis
 
-    from gpu_alloc_env.train.evaluate import Scored
+    from gpu_alloc_env.train.comparison import Scored
     from gpu_alloc_env.train.learned import LearnedPolicy
 
 PLOT_FILES = ("latency_cdf.png", "cost_vs_p95.png", "allocation_timeline.png", "learning_curves.png")
@@ -99,13 +99,15 @@ def write_plots(
             edgecolors=colour,
             label=policy,
         )
+        # Means hollow too, with thick edges: coinciding means draw as concentric outlines.
         ax.scatter(
             [np.mean(p95)],
             [np.mean(cost)],
-            s=max(200 - 40 * k, 50),
+            s=max(260 - 60 * k, 50),
             marker=marker,
-            color=colour,
-            edgecolors="black",
+            facecolors="none",
+            edgecolors=colour,
+            linewidths=2.2,
             zorder=3 + k,
         )
         drawn = True
@@ -118,7 +120,7 @@ def write_plots(
         ax.text(0.5, 0.5, "no episode completed a task", ha="center", transform=ax.transAxes)
     ax.set_xlabel("p95 task latency (s, log scale)")
     ax.set_ylabel("cost per 1000 tasks (USD)")
-    ax.set_title("Cost against tail latency (hollow: episodes; filled: mean)")
+    ax.set_title("Cost against tail latency (small: episodes; large: mean)")
     ax.grid(True, alpha=0.3)
     written.append(_save(fig, out_dir / "cost_vs_p95.png"))
 
@@ -132,24 +134,38 @@ def write_plots(
         if alloc is None:
             continue
         time_s = np.arange(alloc.shape[0]) * config.decision_interval_s
-        ax.stackplot(time_s, alloc.T, labels=names, step="post")
+        ax.stackplot(time_s, alloc.T, labels=names, step="post", colors=agent_colours(len(names)))
         ax.set_ylim(0, config.capacity_gpus)
         ax.set_ylabel(f"{policy}\nGPUs")
-    # Between the title and the first panel, where it covers no band.
-    axes[0, 0].legend(
-        loc="lower left", bbox_to_anchor=(0.0, 1.01), fontsize=7, ncol=min(len(names), 6), frameon=False
-    )
-    axes[0, 0].set_title(f"Allocation over one episode (seed {scored[0].result.seed})", pad=20)
+    title = f"Allocation over one episode (seed {scored[0].result.seed})"
+    if len(names) <= 6:  # between the title and the first panel, where it covers no band
+        axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), fontsize=7, ncol=6, frameon=False)
+        axes[0, 0].set_title(title, pad=20)
+    else:  # beside the panels, in as many columns as it takes
+        axes[0, 0].legend(
+            loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=6, ncol=-(-len(names) // 24), frameon=False
+        )
+        axes[0, 0].set_title(title)
     axes[-1, 0].set_xlabel("time (s)")
     written.append(_save(fig, out_dir / "allocation_timeline.png"))
 
     if runs:
         fig, ax = plt.subplots(figsize=(6, 4))
+        curves = 0
         for run in runs:
             log = run.run_dir / "evaluations.npz"
             if log.exists():
                 with np.load(log) as data:
-                    ax.plot(data["timesteps"], data["results"].mean(axis=1), label=run.label)
+                    ax.plot(data["timesteps"], data["results"].mean(axis=1), marker=".", label=run.label)
+                curves += 1
+        if not curves:
+            ax.text(
+                0.5,
+                0.5,
+                "no validation ran: the runs are shorter than eval_freq_steps",
+                ha="center",
+                transform=ax.transAxes,
+            )
         reference = heuristic_validation_return(runs[0])
         ax.axhline(reference, color="black", linestyle="--", linewidth=1, label="adaptive heuristic")
         ax.set_xlabel("training steps")
@@ -159,6 +175,17 @@ def write_plots(
         ax.legend(fontsize=7)
         written.append(_save(fig, out_dir / "learning_curves.png"))
     return written
+
+
+def agent_colours(count: int) -> list[tuple[float, float, float, float]]:
+    """``count`` distinct colours: tab10 up to 10 agents, tab20 up to 20, a continuous map beyond."""
+    from matplotlib import colormaps
+
+    if count <= 10:
+        return [colormaps["tab10"](k) for k in range(count)]
+    if count <= 20:
+        return [colormaps["tab20"](k) for k in range(count)]
+    return [colormaps["turbo"](k / max(count - 1, 1)) for k in range(count)]
 
 
 def heuristic_validation_return(run: LearnedPolicy) -> float:

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _needs_train_extra(exc: ImportError) -> int:
     print(
         f"gpu-alloc: error: this command needs the training extra ({exc.name} is missing); "
-        "install it with: pip install -e '.[train]'",
+        "install it with pip install 'gpu-alloc-env[train]' (from a checkout: pip install -e '.[train]')",
         file=sys.stderr,
     )
     return 2
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = {command.NAME: command.run for command in COMMANDS}[args.command](args)
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at interpreter exit
     except ImportError as exc:
-        if exc.name in ("stable_baselines3", "torch", "yaml", "matplotlib", "tqdm", "rich", "tensorboard"):
+        if exc.name in ("stable_baselines3", "torch", "yaml", "matplotlib", "tensorboard"):
             return _needs_train_extra(exc)
         raise
     except BrokenPipeError:
