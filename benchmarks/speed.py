@@ -26,8 +26,8 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from baselines import AdaptivePolicy, StaticEqualPolicy
 from gpu_alloc_env import GpuAllocEnv
+from gpu_alloc_env.baselines import AdaptivePolicy, StaticEqualPolicy
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core import BatchSimulator
 from gpu_alloc_env.scenarios import fleet, make_scenario

@@ -14,6 +14,8 @@ Importing the package registers the Gymnasium environments:
 | ``GpuAllocTraceCodeHeldOut-v1`` | ``trace-code-held-out``: its held-out part   |
 | ``GpuAllocTraceConvTwin-v1`` | ``trace-conv-twin``: synthetic twin of ``trace-conv`` |
 | ``GpuAllocTraceCodeTwin-v1`` | ``trace-code-twin``: synthetic twin of ``trace-code`` |
+| ``GpuAllocFleet-v1`` | ``fleet``: one coordinator and ``num_agents - 1`` specialists (``gym.make`` |
+|                      | keyword ``num_agents``, default 64)                 |
 """
 
 from gymnasium.envs.registration import register, registry
@@ -46,6 +48,7 @@ ENV_IDS: dict[str, str] = {
     "GpuAllocTraceCodeHeldOut-v1": "trace-code-held-out",
     "GpuAllocTraceConvTwin-v1": "trace-conv-twin",
     "GpuAllocTraceCodeTwin-v1": "trace-code-twin",
+    "GpuAllocFleet-v1": "fleet",
 }
 """Registered Gymnasium id -> scenario preset."""
 

@@ -12,27 +12,15 @@ from numpy.typing import NDArray
 
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.metrics import episode_metrics
-from gpu_alloc_env.core.simulator import REPAIR_KINDS, BatchSimulator, StepStats
+from gpu_alloc_env.core.reward import reward_components
+from gpu_alloc_env.core.simulator import REPAIR_KINDS, StepStats
 from gpu_alloc_env.observation import ObservationLayout
 from gpu_alloc_env.render import render_ansi, render_rgb
 from gpu_alloc_env.scenarios import make_scenario
+from gpu_alloc_env.trace_replay import simulator_for
 
 ObsType = NDArray[np.float32]
 ActType = NDArray[np.floating]
-
-REWARD_COMPONENTS: tuple[str, ...] = ("cost", "delay", "slo")
-"""Names of the reward components in ``info["reward_components"]``; they sum to the reward."""
-
-
-def reward_components(config: ScenarioConfig, stats: StepStats) -> dict[str, NDArray[np.float64]]:
-    """The (B,) reward components of one interval of every environment; they sum to the reward."""
-    weights = config.reward
-    scale = config.reward_scale_usd
-    return {
-        "cost": -weights.cost_weight * stats.cost_usd / scale,
-        "delay": -weights.delay_usd_per_task_s * stats.delay_task_s / scale,
-        "slo": -weights.slo_miss_usd * stats.slo_misses.astype(np.float64) / scale,
-    }
 
 
 def resolve_scenario(scenario: str | ScenarioConfig, overrides: dict[str, Any]) -> ScenarioConfig:
@@ -163,7 +151,7 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
             )
         self.config = resolve_scenario(scenario, overrides)
         self.render_mode = render_mode
-        self.sim = BatchSimulator(self.config, batch_size=1)
+        self.sim = simulator_for(self.config, batch_size=1)
         self.layout = ObservationLayout(self.config)
         n = self.config.num_agents
         max_replicas = np.array([a.max_replicas for a in self.config.agents], dtype=np.float32)

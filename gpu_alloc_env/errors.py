@@ -123,3 +123,7 @@ def replace_checked(instance: T, overrides: Mapping[str, Any]) -> T:
     known = {f.name for f in fields(instance)}  # type: ignore[arg-type]
     reject_unknown(type(instance).__name__, known, overrides)
     return dataclasses.replace(instance, **overrides)  # type: ignore[type-var]
+
+
+class TrainError(ValueError):
+    """A training request that cannot be carried out; the message says what to change."""

@@ -16,6 +16,7 @@ from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.metrics import EPISODE_METRICS, task_latencies
 from gpu_alloc_env.env import GpuAllocEnv
 from gpu_alloc_env.policy import Policy
+from gpu_alloc_env.progress import progress_bar
 from gpu_alloc_env.stats import mean_ci95, undefined_note
 
 CSV_COLUMNS: tuple[str, ...] = ("policy", "seed", "episode_return", "episode_steps", *EPISODE_METRICS)
@@ -99,15 +100,23 @@ def evaluate_policies(
     config: ScenarioConfig,
     seeds: Sequence[int],
     record: bool = False,
+    progress: bool | None = None,
 ) -> list[EpisodeResult]:
-    """Every policy on every seed of ``config``: the workload of a seed is the same for all."""
+    """Every policy on every seed of ``config``: the workload of a seed is the same for all.
+
+    ``progress`` shows a bar of the episodes (``None``: on a terminal only; :mod:`gpu_alloc_env.progress`).
+    """
     if not seeds:
         raise ValueError("seeds is empty; pass at least one seed")
     results = []
-    for name, policy in policies.items():
-        env = GpuAllocEnv(config)
-        for seed in seeds:
-            results.append(run_episode(env, policy, int(seed), name, record))
+    total = len(policies) * len(seeds)
+    with progress_bar(total, f"{config.name}: episodes", "episode", progress) as bar:
+        for name, policy in policies.items():
+            env = GpuAllocEnv(config)
+            bar.set_postfix_str(name)
+            for seed in seeds:
+                results.append(run_episode(env, policy, int(seed), name, record))
+                bar.update(1)
     return results
 
 
@@ -130,6 +139,8 @@ def _format(mean: float, low: float, high: float) -> str:
     if math.isnan(mean):
         return "n/a"
     digits = 3 if abs(mean) < 10 else 1
+    if math.isnan(low) or math.isnan(high):
+        return f"{mean:.{digits}f} ± n/a"
     return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
 
 

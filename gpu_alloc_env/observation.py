@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from gpu_alloc_env.arrays import FloatArray
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.simulator import SimView
-
-FloatArray = NDArray[np.float64]
 
 AGENT_FEATURES: tuple[tuple[str, str], ...] = (
     ("queued", "requests waiting in the agent's queue, squashed with scale 10"),

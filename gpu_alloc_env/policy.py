@@ -32,6 +32,24 @@ class Policy(Protocol):
         ...
 
 
+def scenario_of(source: object) -> ScenarioConfig:
+    """The scenario of ``source``: a :class:`ScenarioConfig`, or an environment that has one.
+
+    An environment is a ``GpuAllocEnv`` (``.config``), one wrapped by ``gym.make`` or any Gymnasium
+    wrapper (``.unwrapped.config``), or a batched training environment (``.config``).
+    """
+    if isinstance(source, ScenarioConfig):
+        return source
+    for candidate in (source, getattr(source, "unwrapped", None)):
+        config = getattr(candidate, "config", None)
+        if isinstance(config, ScenarioConfig):
+            return config
+    raise TypeError(
+        f"a policy needs the scenario it acts in: pass the environment (gym.make('GpuAlloc-v1'), "
+        f"GpuAllocEnv) or its ScenarioConfig (env.unwrapped.config), got {type(source).__name__}"
+    )
+
+
 class FixedPolicy(ABC):
     """A stateless policy that reads the observation in natural units.
 
@@ -39,12 +57,13 @@ class FixedPolicy(ABC):
 
     Args:
         config: the scenario of the environment the policy acts in (for the observation layout and
-            the agents' limits).
+            the agents' limits), or that environment itself (:func:`scenario_of`).
     """
 
     name: str = "fixed"
 
-    def __init__(self, config: ScenarioConfig) -> None:
+    def __init__(self, config: ScenarioConfig | object) -> None:
+        config = scenario_of(config)
         self.config = config
         self.layout = ObservationLayout(config)
         self.capacity_gpus = float(config.capacity_gpus)

@@ -1,10 +1,12 @@
 """Rendering of one environment: a text table (``ansi``) and a picture (``rgb_array``).
 
-The picture has one group of bars per agent (left: GPUs of serving replicas in green, starting
-ones in orange, draining ones in purple, kept-alive ones in grey, against the capacity, with a dark
-tick at ``max_replicas`` replicas; right: the queue in blue, squashed so that 10 requests fill half
-the height) above a strip of recent allocations, one row per agent, brighter for more GPUs. It is
-drawn with NumPy alone.
+The picture has a title line (simulated time, GPUs held of the capacity, tasks in flight), a
+legend, one group of bars per agent with the agent's name under it (its index when the names do not
+fit; left: GPUs of serving replicas in green, starting ones in orange, draining ones in purple,
+kept-alive ones in grey, against the capacity, with a dark tick at ``max_replicas`` replicas;
+right: the queue in blue, squashed so that 10 requests fill half the height), and a strip of recent
+allocations below them, one row per agent in the bars' order, darker for more GPUs. It is drawn with
+NumPy alone (text in the 5x7 font of :mod:`gpu_alloc_env._font`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from gpu_alloc_env._font import GLYPH_HEIGHT_PX, draw_text, text_width_px
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.simulator import BatchSimulator
 
@@ -25,9 +28,22 @@ QUEUE_RGB = (50, 110, 220)
 BACKGROUND_RGB = (250, 250, 250)
 FRAME_RGB = (60, 60, 60)
 
-IMAGE_HEIGHT = 240
-IMAGE_WIDTH = 400
+TEXT_RGB = (30, 30, 30)
+
+IMAGE_HEIGHT = 300
+IMAGE_WIDTH = 480
 HISTORY_ROWS_PX = 12
+BARS_TOP_PX = 30
+"""Rows above this hold the title and the legend."""
+LEGEND: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("serving", WARM_RGB),
+    ("starting", LOADING_RGB),
+    ("draining", DRAINING_RGB),
+    ("kept alive", KEPT_ALIVE_RGB),
+    ("queue", QUEUE_RGB),
+    ("max replicas", FRAME_RGB),
+)
+"""The legend of the bars: label and colour."""
 
 
 def render_ansi(sim: BatchSimulator, env: int = 0) -> str:
@@ -78,14 +94,29 @@ def render_rgb(
     size = sim.gpus_per_replica
     image = np.empty((IMAGE_HEIGHT, IMAGE_WIDTH, 3), dtype=np.uint8)
     image[:] = BACKGROUND_RGB
-    strip_px = min(HISTORY_ROWS_PX * n, IMAGE_HEIGHT // 2)
-    bars_bottom = IMAGE_HEIGHT - strip_px - 8
-    bars_top = 8
+    title = (
+        f"t = {sim.time_s[env]:.0f} s   held {int(view.held_gpus[env])} of {cap} GPUs   "
+        f"tasks in flight {int(sim.tasks_in_flight[env])}"
+    )
+    draw_text(image, title, 4, 4, TEXT_RGB)
+    x = 4
+    for label, rgb in LEGEND:
+        _fill(image, 16, 16 + GLYPH_HEIGHT_PX, x, x + GLYPH_HEIGHT_PX, rgb)
+        x += GLYPH_HEIGHT_PX + 3
+        x += draw_text(image, label, 16, x, TEXT_RGB) + 10
+    strip_px = min(HISTORY_ROWS_PX * n, IMAGE_HEIGHT // 3)
+    names_top = IMAGE_HEIGHT - strip_px - 6 - GLYPH_HEIGHT_PX - 4
+    bars_bottom = names_top - 3
+    bars_top = BARS_TOP_PX
     height = bars_bottom - bars_top
     group = max((IMAGE_WIDTH - 8) // n, 2)
     bar = max(group // 3, 1)
+    names = [a.name for a in config.agents]
+    if any(text_width_px(name) > group - 2 for name in names):
+        names = [str(i) for i in range(n)]  # a cut name cannot be told from another: number them
     for i in range(n):
         left = 4 + i * group
+        draw_text(image, names[i], names_top, left, TEXT_RGB, max_width_px=group - 2)
         levels = [
             (view.active[env, i] * size[i], WARM_RGB),
             (view.starting[env, i] * size[i], LOADING_RGB),

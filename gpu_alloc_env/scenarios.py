@@ -182,7 +182,7 @@ def trace_twin(trace: str) -> ScenarioConfig:
     return twin_scenario(trace_scenario(trace), "bursty")
 
 
-SCENARIOS: dict[str, Callable[[], ScenarioConfig]] = {
+SCENARIOS: dict[str, Callable[..., ScenarioConfig]] = {
     "paper": paper,
     "bursty": bursty,
     "diurnal": diurnal,
@@ -192,16 +192,23 @@ SCENARIOS: dict[str, Callable[[], ScenarioConfig]] = {
     "trace-code-held-out": lambda: trace_scenario("code", "held_out"),
     "trace-conv-twin": lambda: trace_twin("conv"),
     "trace-code-twin": lambda: trace_twin("code"),
+    "fleet": fleet,
 }
 """Preset name -> factory of its :class:`ScenarioConfig`."""
+
+PRESET_PARAMETERS: dict[str, tuple[str, ...]] = {"fleet": ("num_agents",)}
+"""Arguments of a preset's factory that :func:`make_scenario` accepts beside the config's fields."""
 
 
 def make_scenario(name: str = "paper", /, **overrides: Any) -> ScenarioConfig:
     """The preset ``name`` with fields overridden (see :meth:`ScenarioConfig.replace`).
 
-    ``name`` is positional-only, so ``make_scenario("paper", name="mine")`` renames the copy.
+    ``name`` is positional-only, so ``make_scenario("paper", name="mine")`` renames the copy. A
+    preset's own parameters (:data:`PRESET_PARAMETERS`) go to its factory:
+    ``make_scenario("fleet", num_agents=256)``.
     """
     if name not in SCENARIOS:
         raise ConfigError(f"unknown scenario {name!r}; choose one of {sorted(SCENARIOS)}")
-    config = SCENARIOS[name]()
+    parameters = {key: overrides.pop(key) for key in PRESET_PARAMETERS.get(name, ()) if key in overrides}
+    config = SCENARIOS[name](**parameters)
     return config.replace(**overrides) if overrides else config

@@ -65,8 +65,8 @@ def t_critical_975(df: int) -> float:
 def mean_ci95(values: Sequence[float]) -> tuple[float, float, float]:
     """(mean, low, high) of the Student-t 95% interval of the mean; NaNs are ignored.
 
-    With a single finite value the interval is that value's point (no spread is known); with none,
-    all three are NaN.
+    With a single finite value the interval is undefined (NaN bounds: one sample says nothing of
+    the spread); with none, all three are NaN.
     """
     array = np.asarray(values, dtype=np.float64)
     array = array[np.isfinite(array)]
@@ -74,7 +74,7 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float, float]:
         return math.nan, math.nan, math.nan
     mean = float(array.mean())
     if array.size == 1:
-        return mean, mean, mean
+        return mean, math.nan, math.nan
     half = t_critical_975(array.size - 1) * float(array.std(ddof=1)) / math.sqrt(array.size)
     return mean, mean - half, mean + half
 
@@ -113,7 +113,8 @@ def bootstrap_ci95(
 
     Two-level resampling: the groups (for example the runs of different training seeds) are drawn
     with replacement, then the values (episodes) within each drawn group. A single group reduces
-    to the ordinary bootstrap over its values. NaNs are dropped first.
+    to the ordinary bootstrap over its values. NaNs are dropped first. With fewer than two values in
+    all the interval is undefined (NaN bounds): resampling one value has no spread to show.
     """
     arrays = [np.asarray(g, dtype=np.float64) for g in groups]
     arrays = [a[np.isfinite(a)] for a in arrays]
@@ -121,6 +122,8 @@ def bootstrap_ci95(
     if not arrays:
         return math.nan, math.nan, math.nan
     estimate = statistic(np.concatenate(arrays))
+    if sum(a.size for a in arrays) < 2:
+        return float(estimate), math.nan, math.nan
     rng = np.random.default_rng(seed)
     replicates = np.empty(resamples)
     for k in range(resamples):

@@ -31,13 +31,10 @@ from pathlib import Path
 from typing import Any, get_args
 
 import numpy as np
-from numpy.typing import NDArray
 
+from gpu_alloc_env.arrays import FloatArray, IntArray
 from gpu_alloc_env.config import TimestampUnit, TraceSpec
 from gpu_alloc_env.data import TRACES, trace_file
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
 
 TIMESTAMP_UNITS: tuple[str, ...] = get_args(TimestampUnit)
 """How timestamps are read: ``datetime`` (ISO 8601 text), ``s`` or ``ms`` (numbers); ``auto`` is

@@ -26,10 +26,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gpu_alloc_env.arrays import FloatArray
 from gpu_alloc_env.config import ConfigError, ScenarioConfig, TraceSpec
 from gpu_alloc_env.traces import Trace, split_bounds_s, trace_from_spec
-
-FloatArray = NDArray[np.float64]
 
 IDC_WINDOWS_S: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
 """Count windows (simulated seconds) over which the index of dispersion is fitted."""

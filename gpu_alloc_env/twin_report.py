@@ -11,17 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
+from gpu_alloc_env.arrays import FloatArray
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.workload import TaskStream
+from gpu_alloc_env.seeds import TWIN_REPORT_SEED_BASE
 from gpu_alloc_env.twin import TWIN_PATTERNS, replayed_part, twin_scenario, window_counts
-
-FloatArray = NDArray[np.float64]
 
 REPORT_WINDOWS_S = (1.0, 10.0, 60.0)
 """Windows of the reported index of dispersion."""
-REPORT_SEED_BASE = 500_000
 """First seed of the twins' generated episodes."""
 
 
@@ -61,7 +59,7 @@ def twin_sample(twin: ScenarioConfig, tokens_agent: str, episodes: int) -> Workl
     outputs: list[FloatArray] = []
     dt = twin.decision_interval_s
     for episode in range(episodes):
-        stream = TaskStream(twin, np.random.default_rng(REPORT_SEED_BASE + episode))
+        stream = TaskStream(twin, np.random.default_rng(TWIN_REPORT_SEED_BASE + episode))
         times = []
         for step in range(twin.episode_steps):
             draws = stream.draw(step * dt, (step + 1) * dt)

@@ -7,8 +7,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from baselines import BASELINES, AdaptivePolicy, RoundRobinPolicy, StaticEqualPolicy, make_baseline
 from gpu_alloc_env import GpuAllocEnv
+from gpu_alloc_env.baselines import (
+    BASELINES,
+    AdaptivePolicy,
+    RoundRobinPolicy,
+    StaticEqualPolicy,
+    make_baseline,
+)
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.state import ACTIVE
 from gpu_alloc_env.observation import DecodedObservation
@@ -287,3 +293,23 @@ def test_adaptive_bills_less_than_static_for_the_same_tasks() -> None:
     assert results["adaptive"]["cost_usd"] < results["static"]["cost_usd"]
     # Static holds the whole pool from the start; adaptive starts one replica per agent with work.
     assert results["adaptive"]["allocated_share"] < results["static"]["allocated_share"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ["static", "round_robin", "adaptive"])
+def test_a_baseline_takes_the_environment_or_its_config(name: str) -> None:
+    import gymnasium as gym
+
+    from gpu_alloc_env.baselines import BASELINES
+
+    wrapped = gym.make("GpuAlloc-v1")
+    from_env = BASELINES[name](wrapped)
+    from_unwrapped = BASELINES[name](wrapped.unwrapped)
+    from_config = BASELINES[name](wrapped.unwrapped.config)  # type: ignore[attr-defined]
+    obs, _ = wrapped.reset(seed=3)
+    for _ in range(5):
+        obs, *_ = wrapped.step(from_config.predict(obs)[0])
+    for policy in (from_env, from_unwrapped):
+        assert policy.config == from_config.config
+        assert np.array_equal(policy.predict(obs)[0], from_config.predict(obs)[0])
+    with pytest.raises(TypeError, match=r"pass the environment .* or its ScenarioConfig .*got int"):
+        BASELINES[name](42)

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from baselines import BASELINES
+from gpu_alloc_env.baselines import BASELINES
 from gpu_alloc_env.scenarios import make_scenario
-from train.cli import main, parse_overrides
-from train.compare import HEADLINE, run_compare
+from gpu_alloc_env.train.cli import main
+from gpu_alloc_env.train.cli.options import parse_overrides
+from gpu_alloc_env.train.compare import HEADLINE, run_compare
 
 # A minute: long enough for every baseline to complete tasks (the coordinator's replicas serve
 # after a 30 s cold start), so that every metric is defined.
@@ -282,3 +283,21 @@ def test_compare_can_rename_the_scenario(tmp_path: Path, capsys: pytest.CaptureF
     )
     capsys.readouterr()
     assert "scenario `mine`" in (out / "summary.md").read_text()
+
+
+def test_compare_runs_the_fleet_scenario_with_its_number_of_agents(tmp_path: Path) -> None:
+    args = ["compare", "--scenario", "fleet", "--set", "num_agents=5", "--set", "episode_length_s=20"]
+    assert main([*args, "--episodes", "2", "--policies", "static", "--out", str(tmp_path)]) == 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "`fleet5`" in summary
+
+
+def test_one_episode_gives_no_interval_and_no_verdict(tmp_path: Path) -> None:
+    args = ["compare", "--episodes", "1", "--set", "episode_length_s=30", "--out", str(tmp_path)]
+    assert main(args) == 0
+    summary = (tmp_path / "summary.md").read_text()
+    table = summary[summary.index("| policy") : summary.index("## The paper")]
+    assert "± n/a" in table and "± 0.0" not in table
+    claims = [line for line in summary.splitlines() if "` adaptive / " in line]
+    assert claims and all("undefined: needs two or more seeds" in line for line in claims)
+    assert not [line for line in claims if "| holds |" in line or "mean only" in line]

@@ -22,7 +22,8 @@ from gpu_alloc_env.serving.platforms import PLATFORMS, PlatformSpec
 @pytest.mark.parametrize("preset", sorted(SCENARIOS))
 def test_every_preset_validates_and_has_a_versioned_registered_id(preset: str) -> None:
     config = make_scenario(preset)
-    assert isinstance(config, ScenarioConfig) and config.name == preset
+    assert isinstance(config, ScenarioConfig)
+    assert config.name == (f"fleet{config.num_agents}" if preset == "fleet" else preset)
     # Constructing again from its own fields runs every check of __post_init__ once more.
     assert ScenarioConfig.from_dict(config.to_dict()) == config
     assert config.agents[0].role == "coordinator"
@@ -165,7 +166,7 @@ def test_fleet_scales_agents_and_rejects_too_few() -> None:
 
 def test_make_scenario_rejects_unknown_preset_naming_it() -> None:
     with pytest.raises(
-        ConfigError, match=r"unknown scenario 'nope'.*\['bursty', 'diurnal', 'paper', 'trace-code'"
+        ConfigError, match=r"unknown scenario 'nope'.*\['bursty', 'diurnal', 'fleet', 'paper', 'trace-code'"
     ):
         make_scenario("nope")
 
@@ -574,7 +575,12 @@ def test_direct_construction_is_validated() -> None:
         make_scenario().replace(name="")
 
 
-@pytest.mark.parametrize("preset", sorted(SCENARIOS))
+def test_fleet_round_trips_through_json() -> None:
+    config = make_scenario("fleet", num_agents=7, keep_alive_s=30.0)
+    assert ScenarioConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+@pytest.mark.parametrize("preset", sorted(p for p in SCENARIOS if p != "fleet"))  # fleet: its agents differ
 def test_to_dict_from_dict_round_trip_through_json(preset: str) -> None:
     config = make_scenario(preset, keep_alive_s=30.0, agents={"code": {"priority": 2.5}})
     data = config.to_dict()

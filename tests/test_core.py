@@ -30,6 +30,7 @@ from gpu_alloc_env.serving.hardware import GIB, GPUS
 from gpu_alloc_env.serving.models import MODELS
 from gpu_alloc_env.serving.perf import iteration_time_s
 from gpu_alloc_env.serving.platforms import PlatformSpec
+from gpu_alloc_env.trace_replay import simulator_for
 
 MODEL = "llama-3.1-8b"
 WEIGHT_BYTES = 16_059_990_016.0
@@ -302,7 +303,7 @@ def test_trace_task_runs_plan_then_specialist_then_aggregation(tmp_path: Path) -
         workload=workload,
         episode_length_s=20.0,
     )
-    sim = BatchSimulator(config)
+    sim = simulator_for(config)
     sim.reset_env(0, np.random.default_rng(0))
     step(sim, [1, 1], 9)
     plan, call, aggregate = rows(sim)

@@ -12,9 +12,11 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 import gpu_alloc_env
-from baselines import make_baseline
 from gpu_alloc_env import ENV_IDS, GpuAllocEnv
-from gpu_alloc_env.env import REWARD_COMPONENTS
+from gpu_alloc_env.baselines import make_baseline
+from gpu_alloc_env.config import ConfigError
+from gpu_alloc_env.core.reward import REWARD_COMPONENTS
+from gpu_alloc_env.scenarios import make_scenario
 
 SHORT = {"episode_length_s": 30.0}
 
@@ -54,7 +56,7 @@ def test_registered_ids_build_their_presets_and_take_overrides() -> None:
     for env_id, preset in ENV_IDS.items():
         env = gym.make(env_id)
         assert isinstance(env.unwrapped, GpuAllocEnv)
-        assert env.unwrapped.config.name == preset
+        assert env.unwrapped.config.name == make_scenario(preset).name
     env = gym.make("GpuAlloc-v1", capacity_gpus=16, workload={"task_rate_tps": 4.0})
     config = env.unwrapped.config  # type: ignore[attr-defined]
     assert config.capacity_gpus == 16.0 and config.workload.task_rate_tps == 4.0
@@ -229,3 +231,14 @@ def test_constructor_rejects_bad_scenario_and_render_mode() -> None:
         GpuAllocEnv("no-such-scenario")
     with pytest.raises(TypeError, match="preset name or a ScenarioConfig"):
         GpuAllocEnv(42)  # type: ignore[arg-type]
+
+
+def test_fleet_is_registered_with_its_number_of_agents() -> None:
+    env = gym.make("GpuAllocFleet-v1", num_agents=10)
+    config = env.unwrapped.config  # type: ignore[attr-defined]
+    assert (config.name, config.num_agents) == ("fleet10", 10)
+    obs, _ = env.reset(seed=0)
+    assert env.action_space.shape == (10,) and env.observation_space.contains(obs)
+    assert gym.make("GpuAllocFleet-v1").unwrapped.config.num_agents == 64  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match=r"num_agents"):
+        gym.make("GpuAlloc-v1", num_agents=10)

@@ -13,10 +13,12 @@ from test_train import TINY_HP, TINY_SCENARIO, read_rows, tiny_args
 
 from gpu_alloc_env.evaluation import EpisodeResult
 from gpu_alloc_env.scenarios import make_scenario
-from train.cli import main
-from train.evaluate import Scored, best_baseline, criteria_rows, run_evaluate, run_labels
-from train.learned import LearnedPolicy, load_run_config
-from train.ppo import TrainArgs, train
+from gpu_alloc_env.train.cli import main
+from gpu_alloc_env.train.comparison import Scored, best_baseline, criteria_rows
+from gpu_alloc_env.train.evaluate import run_evaluate, run_labels
+from gpu_alloc_env.train.learned import LearnedPolicy, load_run_config
+from gpu_alloc_env.train.ppo import train
+from gpu_alloc_env.train.run_folder import TrainArgs
 
 GENERALISE_SCENARIOS = (
     "paper",
@@ -387,3 +389,11 @@ def test_the_best_baseline_is_the_highest_defined_return_of_the_baselines_only()
     rows = criteria_rows(scored, "ppo", "static")
     cell, verdict = next((cell, verdict) for c, cell, verdict in rows if c.metric == "episode_return")
     assert cell.startswith("10.5 [") and verdict == "holds"
+
+
+def test_a_criterion_on_one_episode_is_undefined_not_holds() -> None:
+    from gpu_alloc_env.train.comparison import UNDEFINED_VERDICT
+
+    scored = [*_scored("adaptive", [-20.0]), *_scored("ppo", [-10.0], run="r0")]
+    rows = criteria_rows(scored, "ppo", "adaptive")
+    assert rows and all(cell.endswith("[n/a]") and verdict == UNDEFINED_VERDICT for _, cell, verdict in rows)

@@ -12,6 +12,7 @@ from gpu_alloc_env import ENV_IDS, GpuAllocEnv, ObservationLayout
 from gpu_alloc_env.core.state import ACTIVE, DRAINING, KEPT, STARTING
 from gpu_alloc_env.observation import AGENT_FEATURES, GLOBAL_FEATURES, DecodedObservation, squash, unsquash
 from gpu_alloc_env.render import (
+    BARS_TOP_PX,
     DRAINING_RGB,
     IMAGE_HEIGHT,
     IMAGE_WIDTH,
@@ -116,7 +117,8 @@ def test_rgb_render_is_a_uint8_picture_that_follows_the_replica_states() -> None
     env.reset(seed=2)
 
     def has(picture: np.ndarray, rgb: tuple[int, int, int]) -> bool:
-        return bool(np.all(picture == rgb, axis=2).any())
+        # Below the title and the legend, whose swatches show every colour.
+        return bool(np.all(picture[BARS_TOP_PX:] == rgb, axis=2).any())
 
     first = env.render()
     assert isinstance(first, np.ndarray)
@@ -322,3 +324,24 @@ def test_squashed_features_grow_with_their_quantity() -> None:
     assert pairs[-1][0] > pairs[0][0]
     assert all(b[1] >= a[1] for a, b in itertools.pairwise(pairs))
     assert all(b[1] > a[1] for a, b in itertools.pairwise(pairs) if b[0] > a[0])
+
+
+def test_the_picture_names_the_agents_and_shows_the_time_and_a_legend() -> None:
+    from gpu_alloc_env._font import draw_text
+    from gpu_alloc_env.render import LEGEND, TEXT_RGB
+
+    env = GpuAllocEnv("paper", render_mode="rgb_array")
+    env.reset(seed=0)
+    before = env.render()
+    for _ in range(3):
+        env.step(np.zeros(env.config.num_agents, dtype=np.float32))
+    after = env.render()
+    title_rows = slice(0, 12)
+    assert np.any(before[title_rows] != after[title_rows])  # the time moved on
+    expected = np.zeros_like(after)
+    draw_text(expected, "t = 3 s", 4, 4, TEXT_RGB)
+    assert np.array_equal(after[4:11, 4:46] == TEXT_RGB, expected[4:11, 4:46] == TEXT_RGB)
+    for _, rgb in LEGEND:
+        assert np.all(after[:BARS_TOP_PX] == rgb, axis=2).any()
+    text_rows = np.flatnonzero(np.all(after == TEXT_RGB, axis=2).any(axis=1))
+    assert text_rows.max() > BARS_TOP_PX  # the agents' names under their bars

@@ -13,9 +13,10 @@ import pytest
 import gpu_alloc_env
 from gpu_alloc_env.config import ConfigError, ScenarioConfig
 from gpu_alloc_env.core.replay import ReplayPart, TraceStream
-from gpu_alloc_env.core.simulator import BatchSimulator, replay_part
+from gpu_alloc_env.core.simulator import BatchSimulator
 from gpu_alloc_env.core.state import DONE, KIND_PLAN, KIND_SPECIALIST
 from gpu_alloc_env.scenarios import make_scenario
+from gpu_alloc_env.trace_replay import replay_part, simulator_for
 from gpu_alloc_env.traces import load_trace
 
 EPISODE_S = 100.0
@@ -45,7 +46,7 @@ STATIC = [4.0, 1.0, 4.0, 4.0]
 
 
 def run_episode(config: ScenarioConfig, seed: int) -> BatchSimulator:
-    sim = BatchSimulator(config, 1)
+    sim = simulator_for(config, 1)
     sim.reset_env(0, np.random.default_rng(seed))
     allocation = np.array([STATIC])
     while not sim.done[0]:
@@ -174,7 +175,7 @@ def test_load_scale_half_keeps_about_half_the_requests_unchanged(tmp_path: Path)
     path = write_trace(tmp_path / "long.csv", count=4000, span_s=1000.0)
     trace = load_trace(path, timestamp_unit="s")
     config = trace_config(path, episode_length_s=900.0, load_scale=0.5)
-    sim = BatchSimulator(config, 1)
+    sim = simulator_for(config, 1)
     sim.reset_env(0, np.random.default_rng(6))
     stream = stream_of(sim)
     draws = stream.draw(0.0, 900.0)
@@ -197,7 +198,7 @@ def test_no_request_of_one_split_enters_an_episode_of_the_other(train: str, held
         config = make_scenario(preset)
         spec = config.workload.trace
         assert spec is not None and spec.split == ("train" if is_train else "held_out")
-        sim = BatchSimulator(config, 1)
+        sim = simulator_for(config, 1)
         part = sim.replay
         assert part is not None
         span = float(part.arrival_s[-1])
@@ -226,7 +227,7 @@ def test_same_seed_same_episode_and_different_seeds_different_windows(trace_path
     np.testing.assert_array_equal(tasks_of(first), tasks_of(again))  # every field, completion times too
     np.testing.assert_array_equal(calls_of(first), calls_of(again))
     np.testing.assert_array_equal(first.totals.cost_usd, again.totals.cost_usd)
-    sim = BatchSimulator(config, 1)
+    sim = simulator_for(config, 1)
     offsets = set()
     for seed in range(10):
         sim.reset_env(0, np.random.default_rng(seed))
@@ -236,7 +237,7 @@ def test_same_seed_same_episode_and_different_seeds_different_windows(trace_path
 
 def test_batch_environments_replay_independent_windows(trace_path: Path) -> None:
     config = trace_config(trace_path)
-    sim = BatchSimulator(config, 3)
+    sim = simulator_for(config, 3)
     for env, seed in enumerate((21, 22, 21)):
         sim.reset_env(env, np.random.default_rng(seed))
     offsets = [s.offset_s for s in sim.streams if isinstance(s, TraceStream)]
@@ -256,7 +257,7 @@ def test_episode_longer_than_the_part_is_a_config_error(
     # The trace spans 300 s: 400 s at time_scale 1, or 200 s at 0.5 (400 trace seconds), do not fit.
     config = trace_config(trace_path, episode_length_s=episode_length_s, time_scale=time_scale)
     with pytest.raises(ConfigError) as info:
-        BatchSimulator(config, 1)
+        simulator_for(config, 1)
     message = str(info.value)
     assert "episode_length_s" in message and "time_scale" in message
     assert "400.0" in message and "300.0" in message
@@ -267,8 +268,8 @@ def test_train_part_too_short_names_the_split(trace_path: Path) -> None:
     # The training part is 0.3 x 300 = 90 s, shorter than the 100 s episode; all 300 s would fit.
     config = trace_config(trace_path, split="train", train_fraction=0.3)
     with pytest.raises(ConfigError, match=r"'train' part .* 90\.0 s.*episode_length_s"):
-        BatchSimulator(config, 1)
-    BatchSimulator(config.replace(workload={"trace": {"split": "all"}}), 1)
+        simulator_for(config, 1)
+    simulator_for(config.replace(workload={"trace": {"split": "all"}}), 1)
 
 
 def test_too_short_part_gives_the_settings_that_fit(trace_path: Path) -> None:
@@ -276,27 +277,27 @@ def test_too_short_part_gives_the_settings_that_fit(trace_path: Path) -> None:
     # the quoted time scale is rounded up, so that it fits as written.
     config = trace_config(trace_path, episode_length_s=400.0)
     with pytest.raises(ConfigError) as info:
-        BatchSimulator(config, 1)
+        simulator_for(config, 1)
     message = str(info.value)
     assert "at most 300 s" in message and "raise time_scale to at least 1.34" in message
     assert "train_fraction" not in message  # split 'all': the fraction changes nothing
-    BatchSimulator(config.replace(workload={"trace": {"time_scale": 1.34}}), 1)
-    BatchSimulator(config.replace(episode_length_s=300.0), 1)
+    simulator_for(config.replace(workload={"trace": {"time_scale": 1.34}}), 1)
+    simulator_for(config.replace(episode_length_s=300.0), 1)
 
 
 def test_quoted_settings_fit_the_held_out_part_of_a_bundled_trace() -> None:
     config = make_scenario("trace-conv-held-out", episode_length_s=1200.0)
     with pytest.raises(ConfigError, match=r"at most 1050 s, or raise time_scale to at least 1\.15 "):
-        BatchSimulator(config, 1)
-    BatchSimulator(config.replace(workload={"trace": {"time_scale": 1.15}}), 1)
-    BatchSimulator(config.replace(episode_length_s=1050.0), 1)
+        simulator_for(config, 1)
+    simulator_for(config.replace(workload={"trace": {"time_scale": 1.15}}), 1)
+    simulator_for(config.replace(episode_length_s=1050.0), 1)
 
 
 def test_trace_of_one_instant_says_no_setting_fits(tmp_path: Path) -> None:
     path = tmp_path / "instant.csv"
     path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n5,10,2\n5,11,3\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"spans only 0\.0 s; no setting makes an episode fit"):
-        BatchSimulator(trace_config(path), 1)
+        simulator_for(trace_config(path), 1)
 
 
 def test_gap_longer_than_a_window_warns_that_episodes_can_be_empty(tmp_path: Path) -> None:
@@ -304,13 +305,13 @@ def test_gap_longer_than_a_window_warns_that_episodes_can_be_empty(tmp_path: Pat
     rows = [f"{t},{100 + t},5" for t in (0, 1, 2, 250, 251, 300)]
     path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(rows) + "\n", encoding="utf-8")
     with pytest.warns(UserWarning, match=r"no request for 248\.0 trace seconds \(from 2\.0 s\)"):
-        BatchSimulator(trace_config(path), 1)
+        simulator_for(trace_config(path), 1)
 
 
 def test_dense_trace_does_not_warn_of_gaps(trace_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        BatchSimulator(trace_config(trace_path), 1)
+        simulator_for(trace_config(trace_path), 1)
 
 
 def test_load_scale_is_bounded() -> None:
@@ -404,7 +405,7 @@ def test_requests_without_tokens_complete(tmp_path: Path) -> None:
     rows = [f"{t * 0.5:.1f},{0 if t % 5 == 0 else 500},{0 if t % 5 == 0 else 20}" for t in range(400)]
     path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(rows) + "\n", encoding="utf-8")
     config = trace_config(path, episode_length_s=180.0, tokens_agent="code")
-    sim = BatchSimulator(config, 1)
+    sim = simulator_for(config, 1)
     sim.reset_env(0, np.random.default_rng(0))
     allocation = np.array([[2.0, 2.0, 4.0, 2.0]])
     while not sim.done[0]:
@@ -423,3 +424,13 @@ def test_requests_without_tokens_complete(tmp_path: Path) -> None:
     # Every task of the first minute has completed (the 70B's replicas serve from 67 s).
     early_tasks = tasks["arrival_s"] < 60.0
     assert early_tasks.sum() > 20 and np.all(np.isfinite(tasks["done_s"][early_tasks]))
+
+
+def test_the_core_takes_a_trace_as_arrays_and_names_where_to_read_it(trace_path: Path) -> None:
+    config = trace_config(trace_path)
+    with pytest.raises(ValueError, match=r"replays a trace: pass replay=replay_part\(config\)"):
+        BatchSimulator(config, 1)
+    sim = BatchSimulator(config, 1, replay=replay_part(config))
+    assert sim.replay is not None and sim.replay.arrival_s.size > 0
+    with pytest.raises(ValueError, match=r"does not replay a trace"):
+        BatchSimulator(config.replace(workload={"pattern": "steady", "trace": None}), 1, replay=sim.replay)

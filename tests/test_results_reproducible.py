@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gpu_alloc_env.scenarios import make_scenario
-from train.compare import run_compare
+from gpu_alloc_env.train.compare import run_compare
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "docs"))
@@ -78,7 +78,7 @@ def test_compare_command_reproduces_committed_summary(tmp_path: Path) -> None:
 def test_committed_twin_report_is_what_the_twin_command_prints(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from train.cli import main
+    from gpu_alloc_env.train.cli import main
 
     committed = (ROOT / "results" / "twins.md").read_text()
     assert "Command: `gpu-alloc twin --out results/twins.md`" in committed

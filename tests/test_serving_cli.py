@@ -9,8 +9,8 @@ import re
 import pytest
 
 from gpu_alloc_env.serving.perf import prefill_time_s
-from train.cli import main
-from train.serving import JSON_KEYS, replica_engine
+from gpu_alloc_env.train.cli import main
+from gpu_alloc_env.train.serving import JSON_KEYS, replica_engine
 
 BASE = ["serving", "--model", "llama-2-7b", "--gpu", "h100-80gb", "--tensor-parallel", "1", "--dtype", "bf16"]
 LOAD = ["--input-tokens", "512", "--output-tokens", "128"]
@@ -161,7 +161,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
     os.close(read_end)
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "train", *BASE, "--concurrency", "1", *LOAD],
+            [sys.executable, "-m", "gpu_alloc_env.train", *BASE, "--concurrency", "1", *LOAD],
             stdout=write_end,
             stderr=subprocess.PIPE,
             env=env,

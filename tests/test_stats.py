@@ -77,8 +77,10 @@ def test_mean_ci95_of_constant_data_is_a_point() -> None:
 
 
 def test_mean_ci95_single_value_empty_and_nan() -> None:
-    assert mean_ci95([7.0]) == (7.0, 7.0, 7.0)
-    assert mean_ci95([math.nan, 7.0, math.nan]) == (7.0, 7.0, 7.0)
+    # One sample: the mean, and no interval (it says nothing of the spread).
+    for values in ([7.0], [math.nan, 7.0, math.nan]):
+        mean, low, high = mean_ci95(values)
+        assert mean == 7.0 and math.isnan(low) and math.isnan(high)
     assert all(math.isnan(v) for v in mean_ci95([]))
     assert all(math.isnan(v) for v in mean_ci95([math.nan, math.inf]))
     # NaNs are ignored: the interval is that of the finite values.
@@ -173,3 +175,9 @@ def test_summary_table_says_when_a_mean_rests_on_fewer_episodes() -> None:
 
     table = summary_table([result(0, 4.0), result(1, math.nan), result(2, 4.2)], ["task_latency_p95_s"])
     assert "| adaptive | 3 | 4.100 ± 1.271 (2 of 3 defined) |" in table
+
+
+def test_bootstrap_of_one_value_has_no_interval() -> None:
+    estimate, low, high = bootstrap_ci95([[3.0], [math.nan]], lambda x: float(np.mean(x)))
+    assert estimate == 3.0 and math.isnan(low) and math.isnan(high)
+    assert not math.isnan(bootstrap_ci95([[3.0, 4.0]], lambda x: float(np.mean(x)))[1])

@@ -11,9 +11,11 @@ import pytest
 
 from gpu_alloc_env.config import ConfigError
 from gpu_alloc_env.scenarios import make_scenario
-from train.cli import build_parser, main, scenario_overrides, trace_overrides, trace_scenario_name
-from train.experiment import run_experiment
-from train.generalise import label, score_trace, trace_table
+from gpu_alloc_env.seeds import EVALUATION_SEED_BASE
+from gpu_alloc_env.train.cli import build_parser, main
+from gpu_alloc_env.train.cli.options import scenario_overrides, trace_overrides, trace_scenario_name
+from gpu_alloc_env.train.experiment import run_experiment
+from gpu_alloc_env.train.generalise import label, score_trace, trace_table
 
 SHORT = ["--set", "episode_length_s=20"]
 TINY_HP = [
@@ -149,7 +151,9 @@ def test_twin_command_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFi
         assert f"| {row}" in text
 
 
-def test_experiment_on_a_trace_evaluates_on_the_held_out_part(tmp_path: Path) -> None:
+def test_experiment_on_a_trace_evaluates_on_the_held_out_part(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     text = run_experiment(
         "trace-conv",
         [3],
@@ -159,16 +163,23 @@ def test_experiment_on_a_trace_evaluates_on_the_held_out_part(tmp_path: Path) ->
         episodes=1,
         hp=TINY_HP,
         overrides={"episode_length_s": 20},
+        progress=True,
     )
     assert "the `held_out` part of trace `conv`" in text
+    printed = capsys.readouterr()
+    log = tmp_path / "runs" / "trace-conv-seed3.log"
+    # Where the child's log is, and its command as a user would type it; a bar per run.
+    assert f"training trace-conv-seed3 (log: {log}): gpu-alloc train --run-dir " in printed.out
+    assert "-m gpu_alloc_env" not in printed.out and log.stat().st_size > 0
+    assert "trace-conv-seed3: 100%" in printed.err and "trace-conv-held-out: episodes: 100%" in printed.err
     run = tmp_path / "runs" / "trace-conv-seed3"
     assert '"split": "train"' in (run / "config.json").read_text()
 
     runs = {scenario: [run] for scenario in ("paper", "trace-conv-twin", "trace-conv")}
-    scored = score_trace("conv", runs, [1_000_000])
+    scored = score_trace("conv", runs, [EVALUATION_SEED_BASE])
     policies = {item.result.policy for item in scored}
     assert policies == {"static", "round_robin", "adaptive", *(label(s) for s in runs)}
-    lines = trace_table("conv", scored, [1_000_000])
+    lines = trace_table("conv", scored, [EVALUATION_SEED_BASE])
     assert any(line.startswith("| ppo[trace-conv] | 1 |") for line in lines)
     assert any(line.startswith("| `trace-conv-twin` |") for line in lines)
 
@@ -308,3 +319,28 @@ def test_another_trace_replaces_the_old_files_columns_and_name(tmp_path: Path) -
     config = trained.replace(**traces)
     assert config.workload.trace is not None and config.workload.trace.timestamp_unit == "auto"
     assert trace_scenario_name(trained, config) == "paper-trace-conv"
+
+
+def test_jobs_of_several_scenarios_train_in_one_pool(tmp_path: Path) -> None:
+    import sys
+
+    from gpu_alloc_env.train.experiment import Job, run_jobs
+
+    script = (
+        "import sys, time; open(sys.argv[1], 'a').write(f'{time.time()} '); time.sleep(0.6); "
+        "open(sys.argv[1], 'a').write(f'{time.time()}')"
+    )
+    jobs = [
+        Job(tmp_path / "runs" / name, [sys.executable, "-c", script, str(tmp_path / f"{name}.times")])
+        for name in ("paper-seed0", "paper-seed1", "paper-seed2", "trace-conv-seed0")
+    ]
+    run_jobs(jobs, timesteps=10, parallel=2, progress=False)
+    spans = [tuple(map(float, (tmp_path / f"{job.run_dir.name}.times").read_text().split())) for job in jobs]
+    # Never more than two at once, and the third paper run shares the pool with the trace run.
+    for t in (start for start, _ in spans):
+        assert sum(start <= t < end for start, end in spans) <= 2
+    third, other = spans[2], spans[3]
+    assert third[0] < other[1] and other[0] < third[1]
+    failing = [Job(tmp_path / "runs" / "bad", [sys.executable, "-c", "raise SystemExit(3)"])]
+    with pytest.raises(RuntimeError, match=r"training bad failed \(exit 3\); see .*bad\.log"):
+        run_jobs(failing, timesteps=10, parallel=2, progress=False)

@@ -16,22 +16,16 @@ import pytest
 from stable_baselines3 import PPO
 
 from gpu_alloc_env.config import ConfigError, ScenarioConfig
+from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.scenarios import make_scenario
-from train.cli import main
-from train.evaluate import EVALUATE_COLUMNS, TUNING_SEED_BASE, run_evaluate
-from train.learned import LearnedPolicy, training_record
-from train.plots import PLOT_FILES
-from train.ppo import (
-    EVALUATION_SEED_BASE,
-    VALIDATION_SEED_BASE,
-    TrainArgs,
-    TrainError,
-    load_hyperparams,
-    parse_hp_overrides,
-    ppo_kwargs,
-    train,
-    training_config,
-)
+from gpu_alloc_env.seeds import EVALUATION_SEED_BASE, TUNING_SEED_BASE, VALIDATION_SEED_BASE
+from gpu_alloc_env.train.cli import main
+from gpu_alloc_env.train.evaluate import EVALUATE_COLUMNS, run_evaluate
+from gpu_alloc_env.train.hyperparams import load_hyperparams, parse_hp_overrides, ppo_kwargs, training_config
+from gpu_alloc_env.train.learned import LearnedPolicy, training_record
+from gpu_alloc_env.train.plots import PLOT_FILES
+from gpu_alloc_env.train.ppo import train
+from gpu_alloc_env.train.run_folder import TrainArgs
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_SCENARIO = {"episode_length_s": 20.0}
@@ -109,7 +103,7 @@ def test_same_seed_trains_the_same_model(tiny_run: Path, tmp_path: Path) -> None
 def test_killed_run_resumes_from_its_checkpoint_to_its_total_step_count(tmp_path: Path) -> None:
     run_dir = tmp_path / "killed"
     total = 5_000  # long enough that the run is still going when it is killed after 2000 steps
-    command = [sys.executable, "-m", "train", "train", "--scenario", "paper", "--seed", "1"]
+    command = [sys.executable, "-m", "gpu_alloc_env.train", "train", "--scenario", "paper", "--seed", "1"]
     command += ["--timesteps", str(total), "--run-dir", str(run_dir), "--checkpoint-interval-s", "0"]
     command += ["--no-progress", "--set", "episode_length_s=20"]
     for key, value in TINY_HP.items():
@@ -468,3 +462,11 @@ def test_short_run_says_that_no_validation_ran(tmp_path: Path, capsys: pytest.Ca
     assert main(command) == 0
     out = capsys.readouterr().out
     assert "model.zip, best_model.zip, tb/" in out and "no validation ran" in out
+
+
+def test_the_training_bar_counts_the_whole_rollouts_ppo_trains() -> None:
+    from gpu_alloc_env.train.callbacks import RolloutProgressBar
+
+    assert RolloutProgressBar.steps_to_train(30_000, 4096) == 32_768
+    assert RolloutProgressBar.steps_to_train(8192, 4096) == 8192
+    assert RolloutProgressBar.steps_to_train(1, 128) == 128

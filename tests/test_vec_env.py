@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import VecEnv
 
-from baselines import AdaptivePolicy
 from gpu_alloc_env import GpuAllocEnv
+from gpu_alloc_env.baselines import AdaptivePolicy
 from gpu_alloc_env.scenarios import make_scenario
-from train.actions import AbsoluteAction, make_action_transform
-from train.vec_env import BatchVecEnv
+from gpu_alloc_env.train.actions import AbsoluteAction, make_action_transform
+from gpu_alloc_env.train.vec_env import BatchVecEnv
 
 CONFIG = make_scenario("bursty", episode_length_s=40.0)
 

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from numpy.typing import NDArray
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
-BoolArray = NDArray[np.bool_]
+from gpu_alloc_env.arrays import BoolArray, FloatArray, IntArray
 
 
 def priority_order(priority: FloatArray) -> IntArray:

@@ -26,8 +26,8 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit
-from numpy.typing import NDArray
 
+from gpu_alloc_env.arrays import FloatArray, IntArray
 from gpu_alloc_env.core.engine import (
     finish_iteration,
     idle_replica,
@@ -49,10 +49,6 @@ from gpu_alloc_env.core.state import (
     Records,
     SimState,
 )
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
-
 
 OUT_ENV = np.dtype(
     [

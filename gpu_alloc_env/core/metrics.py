@@ -14,11 +14,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from gpu_alloc_env.arrays import BoolArray, FloatArray
 from gpu_alloc_env.core.simulator import BatchSimulator
 from gpu_alloc_env.core.state import DONE
-
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
 
 EPISODE_METRICS: tuple[str, ...] = (
     "task_latency_mean_s",

@@ -18,13 +18,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
+from gpu_alloc_env.arrays import FloatArray, IntArray
 from gpu_alloc_env.config import ScenarioConfig, TraceSpec
 from gpu_alloc_env.core.workload import TaskDraws, TaskStream
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
 
 
 @dataclass(frozen=True)

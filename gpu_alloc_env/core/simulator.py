@@ -12,15 +12,14 @@ workflow, and billing. Shapes: B environments, N agents.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
-from gpu_alloc_env.config import ConfigError, ScenarioConfig
+from gpu_alloc_env.arrays import BoolArray, FloatArray, IntArray
+from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.kernel import StepOut, add_tasks, allocate_out, step_interval
-from gpu_alloc_env.core.replay import ReplayPart, TraceStream, window_trace_s
+from gpu_alloc_env.core.replay import ReplayPart, TraceStream
 from gpu_alloc_env.core.state import (
     ACTIVE,
     DRAINING,
@@ -34,11 +33,6 @@ from gpu_alloc_env.core.state import (
     make_params,
 )
 from gpu_alloc_env.core.workload import TaskDraws, TaskStream
-from gpu_alloc_env.traces import caller_stacklevel, split_bounds_s, trace_from_spec
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
-BoolArray = NDArray[np.bool_]
 
 REPAIR_KINDS: tuple[str, ...] = (
     "clipped_negative",
@@ -125,15 +119,24 @@ class BatchSimulator:
     Args:
         config: the scenario.
         batch_size: number of environments B.
-        replay: the trace part to replay when the workload pattern is ``trace``; by default it is
-            read from the file or bundled trace that ``config.workload.trace`` names.
+        replay: the trace part to replay when the workload pattern is ``trace`` (arrays: the core
+            reads no files); :func:`gpu_alloc_env.trace_replay.replay_part` reads it from the trace
+            ``config.workload.trace`` names, and :func:`gpu_alloc_env.trace_replay.simulator_for`
+            builds a simulator with it.
     """
 
     def __init__(self, config: ScenarioConfig, batch_size: int = 1, replay: ReplayPart | None = None) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if config.workload.trace is not None and replay is None:
+            raise ValueError(
+                f"scenario {config.name!r} replays a trace: pass replay=replay_part(config) (from "
+                "gpu_alloc_env.trace_replay), or build the simulator with simulator_for(config, batch_size)"
+            )
+        if config.workload.trace is None and replay is not None:
+            raise ValueError(f"scenario {config.name!r} does not replay a trace; pass no replay")
         self.config = config
-        self.replay = replay if replay is not None or config.workload.trace is None else replay_part(config)
+        self.replay = replay
         self.batch_size = batch_size
         n = config.num_agents
         self.num_agents = n
@@ -407,60 +410,3 @@ class EpisodeTotals:
         self.requeued += stats.requeued
         self.truncated += stats.truncated
         self.evicted += stats.evicted
-
-
-def _warn_of_gaps(arrival_s: FloatArray, start_s: float, end_s: float, window_s: float, part: str) -> None:
-    """Warn when some episode windows of ``[start_s, end_s)`` can hold no request at all."""
-    inside = arrival_s[(arrival_s >= start_s) & (arrival_s < end_s)]
-    edges = np.concatenate(([start_s], inside, [end_s]))
-    gaps = np.diff(edges)
-    longest = int(np.argmax(gaps))
-    if gaps[longest] > window_s:
-        warnings.warn(
-            f"{part} has no request for {gaps[longest]:.1f} trace seconds (from {edges[longest]:.1f} s), "
-            f"longer than an episode's window of {window_s:.1f} s: episodes drawn there hold no tasks "
-            "and score n/a; lower time_scale or lengthen episode_length_s so that a window spans the gap",
-            UserWarning,
-            stacklevel=caller_stacklevel(),
-        )
-
-
-def replay_part(config: ScenarioConfig) -> ReplayPart:
-    """The part of ``config``'s trace that its episodes replay, checked to hold one episode."""
-    spec = config.workload.trace
-    if spec is None:
-        raise ValueError(f"scenario {config.name!r} does not replay a trace")
-    trace = trace_from_spec(spec)
-    start_s, end_s = split_bounds_s(trace, spec.split, spec.train_fraction)
-    window_s = window_trace_s(config)
-    span_s = end_s - start_s
-    if window_s > span_s:
-        if span_s < 1e-6:  # one instant (the end is nudged past the last request)
-            fixes = "no setting makes an episode fit: replay a trace whose requests span some time"
-        else:
-            # Rounded so that the values quoted fit: the length down to whole decision intervals,
-            # the time scale up.
-            interval_s = config.decision_interval_s
-            longest_s = math.floor(span_s * spec.time_scale / interval_s) * interval_s
-            needed = config.episode_length_s / span_s
-            scale = 10.0 ** (2 - math.floor(math.log10(needed)))
-            fixes = (
-                f"shorten episode_length_s to at most {longest_s:g} s, or raise time_scale to at "
-                f"least {math.ceil(needed * scale) / scale:g} (each trace second then lasts longer, so an "
-                "episode covers fewer of them)"
-            )
-            if spec.split != "all":
-                fixes += ", or change train_fraction"
-        raise ConfigError(
-            f"an episode of {config.episode_length_s:g} s at time_scale={spec.time_scale:g} replays "
-            f"{window_s:.1f} trace seconds, but the {spec.split!r} part of {trace.name} spans only "
-            f"{span_s:.1f} s; {fixes}"
-        )
-    _warn_of_gaps(trace.arrival_s, start_s, end_s, window_s, f"the {spec.split!r} part of {trace.name}")
-    return ReplayPart(
-        arrival_s=trace.arrival_s,
-        input_tokens=trace.input_tokens,
-        output_tokens=trace.output_tokens,
-        start_s=start_s,
-        end_s=end_s,
-    )

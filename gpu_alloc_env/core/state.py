@@ -25,11 +25,9 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from gpu_alloc_env.arrays import FloatArray, IntArray
 from gpu_alloc_env.config import ScenarioConfig
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
-BoolArray = NDArray[np.bool_]
 Records = NDArray[np.void]
 
 # Request kinds.

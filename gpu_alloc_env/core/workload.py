@@ -11,13 +11,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
+from gpu_alloc_env.arrays import FloatArray, IntArray
 from gpu_alloc_env.config import ScenarioConfig
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
-BoolArray = NDArray[np.bool_]
 
 
 def lognormal_params(mean: float, cv: float) -> tuple[float, float]:

@@ -13,7 +13,7 @@ from stable_baselines3 import PPO
 
 from gpu_alloc_env.config import ConfigError, ScenarioConfig
 from gpu_alloc_env.observation import ObservationLayout
-from train.actions import ActionTransform, transform_from_hyperparams
+from gpu_alloc_env.train.actions import ActionTransform, transform_from_hyperparams
 
 MODEL_FILES = {"best": "best_model.zip", "final": "model.zip"}
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from baselines import BASELINES, make_baseline
+from gpu_alloc_env.baselines import BASELINES, make_baseline
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.evaluation import (
     EpisodeResult,
@@ -37,6 +38,13 @@ class Claim:
         if not {self.numerator, self.denominator} <= present:
             return None
         mean, low, high = paired_ratio(results, self.metric, self.numerator, self.denominator)
+        sign = "<=" if self.at_most else ">="
+        if math.isnan(low) or math.isnan(high):
+            measured = "n/a" if math.isnan(mean) else f"{mean:.3f} [n/a]"
+            return (
+                f"| {self.text} | `{self.metric}` {self.numerator} / {self.denominator} | "
+                f"{measured} | {sign} {self.bound:g} | undefined: needs two or more seeds |"
+            )
         if self.at_most:
             mean_ok, interval_ok = mean <= self.bound, high <= self.bound
         else:
@@ -47,7 +55,6 @@ class Claim:
             verdict = "mean only: the interval crosses the bound"
         else:
             verdict = "does not hold"
-        sign = "<=" if self.at_most else ">="
         return (
             f"| {self.text} | `{self.metric}` {self.numerator} / {self.denominator} | "
             f"{mean:.3f} [{low:.3f}, {high:.3f}] | {sign} {self.bound:g} | {verdict} |"
@@ -103,7 +110,8 @@ def run_compare(
         "",
         f"Command: `{command}`",
         "",
-        f"{episodes} episodes per policy (seeds {seeds[0]}..{seeds[-1]}, the same workload for every "
+        f"{episodes} episode{'s' if episodes > 1 else ''} per policy (seeds {seeds[0]}..{seeds[-1]}, "
+        "the same workload for every "
         f"policy), {config.episode_length_s:g} s each, decision interval "
         f"{config.decision_interval_s:g} s. Cells: mean ± half-width of the Student-t 95% "
         "confidence interval across seeds.",

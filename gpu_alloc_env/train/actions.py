@@ -1,7 +1,7 @@
 """How a learned policy's normalised action in ``[-1, 1]^N`` becomes desired replicas per agent.
 
 The environment's action is replicas; a Gaussian policy learns best in a symmetric unit box. Three
-parameterisations, chosen per scenario in ``train/hyperparams.yml``:
+parameterisations, chosen per scenario in ``gpu_alloc_env/train/hyperparams.yml``:
 
 | name       | desired replicas of agent n                                                  |
 |------------|------------------------------------------------------------------------------|
@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from baselines.adaptive import AdaptivePolicy
+from gpu_alloc_env.arrays import FloatArray
+from gpu_alloc_env.baselines.adaptive import AdaptivePolicy
 from gpu_alloc_env.config import ScenarioConfig
-
-FloatArray = NDArray[np.float64]
 
 
 class ActionTransform(ABC):

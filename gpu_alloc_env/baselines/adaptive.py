@@ -56,7 +56,7 @@ class AdaptivePolicy(FixedPolicy):
     """The adaptive O(N) allocator, in whole replicas.
 
     Args:
-        config: the scenario.
+        config: the scenario, or the environment that has it.
         headroom: fraction of replicas held above the need (0.25 holds 25% more).
         drain_time_s: seconds over which queued requests should be cleared.
         hysteresis: relative width of the band above the cap within which the current replicas
@@ -69,7 +69,7 @@ class AdaptivePolicy(FixedPolicy):
 
     def __init__(
         self,
-        config: ScenarioConfig,
+        config: ScenarioConfig | object,
         headroom: float = 0.25,
         drain_time_s: float = 10.0,
         hysteresis: float = 0.5,
@@ -89,6 +89,7 @@ class AdaptivePolicy(FixedPolicy):
         self.hysteresis = float(hysteresis)
         self.drain_time_s = float(drain_time_s)
         self.latency_slack = float(latency_slack)
+        config = self.config
         engines = config.deployment.engines
         rates = [
             sustainable_rate(engine, tokens_in, tokens_out, self.latency_slack)[0]

@@ -21,10 +21,10 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.metrics import episode_metrics
-from gpu_alloc_env.core.simulator import BatchSimulator
-from gpu_alloc_env.env import reward_components
+from gpu_alloc_env.core.reward import reward
 from gpu_alloc_env.observation import ObservationLayout
-from train.actions import ActionTransform
+from gpu_alloc_env.trace_replay import simulator_for
+from gpu_alloc_env.train.actions import ActionTransform
 
 
 class BatchVecEnv(VecEnv):
@@ -49,7 +49,7 @@ class BatchVecEnv(VecEnv):
         self.config = config
         self.layout = layout
         self.transform = transform
-        self.sim = BatchSimulator(config, batch_size=num_envs)
+        self.sim = simulator_for(config, batch_size=num_envs)
         self._rngs: list[np.random.Generator | None] = [None] * num_envs
         self._obs: NDArray[np.float32] | None = None
         self._actions: NDArray[np.floating] | None = None
@@ -85,8 +85,7 @@ class BatchVecEnv(VecEnv):
                 f"shape {self._actions.shape}; check the policy's output"
             )
         stats = self.sim.step(self.transform.to_replicas(actions, self._obs))
-        components = reward_components(self.config, stats)
-        reward = np.sum(np.stack(list(components.values())), axis=0).astype(np.float32)
+        rewards = reward(self.config, stats).astype(np.float32)
         obs = self.layout.encode(self.sim.view(copy=False))
         done = self.sim.done.copy()
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
@@ -100,7 +99,7 @@ class BatchVecEnv(VecEnv):
                 self._reset_one(int(env), None)
             obs = self.layout.encode(self.sim.view(copy=False))
         self._obs = obs
-        return obs.copy(), reward, done, infos
+        return obs.copy(), rewards, done, infos
 
     def close(self) -> None:
         """Nothing to release."""

@@ -10,13 +10,13 @@
 
 from collections.abc import Callable
 
-from baselines.adaptive import AdaptivePolicy
-from baselines.round_robin import RoundRobinPolicy
-from baselines.static import StaticEqualPolicy
+from gpu_alloc_env.baselines.adaptive import AdaptivePolicy
+from gpu_alloc_env.baselines.round_robin import RoundRobinPolicy
+from gpu_alloc_env.baselines.static import StaticEqualPolicy
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.policy import FixedPolicy
 
-BASELINES: dict[str, Callable[[ScenarioConfig], FixedPolicy]] = {
+BASELINES: dict[str, Callable[[ScenarioConfig | object], FixedPolicy]] = {
     "static": StaticEqualPolicy,
     "round_robin": RoundRobinPolicy,
     "adaptive": AdaptivePolicy,
@@ -24,8 +24,8 @@ BASELINES: dict[str, Callable[[ScenarioConfig], FixedPolicy]] = {
 """Baseline name -> constructor taking the scenario config."""
 
 
-def make_baseline(name: str, config: ScenarioConfig) -> FixedPolicy:
-    """The baseline ``name`` for scenario ``config``."""
+def make_baseline(name: str, config: ScenarioConfig | object) -> FixedPolicy:
+    """The baseline ``name`` for scenario ``config`` (or the environment that has it)."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
     return BASELINES[name](config)

@@ -46,7 +46,7 @@ class StaticEqualPolicy(FixedPolicy):
 
     name = "static"
 
-    def __init__(self, config: ScenarioConfig) -> None:
+    def __init__(self, config: ScenarioConfig | object) -> None:
         super().__init__(config)
         self.replicas = equal_shares(self.gpus_per_replica, self.max_replicas, self.capacity_gpus, self.order)
 

@@ -15,10 +15,15 @@ import numpy as np
 from gpu_alloc_env.config import ScenarioConfig
 
 if TYPE_CHECKING:
-    from train.evaluate import Scored
-    from train.learned import LearnedPolicy
+    from matplotlib.axis import Axis
+
+    from gpu_alloc_env.train.comparison import Scored
+    from gpu_alloc_env.train.learned import LearnedPolicy
 
 PLOT_FILES = ("latency_cdf.png", "cost_vs_p95.png", "allocation_timeline.png", "learning_curves.png")
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
 
 def write_plots(
@@ -29,7 +34,6 @@ def write_plots(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib import ticker
 
     out_dir.mkdir(parents=True, exist_ok=True)
     policies = list(dict.fromkeys(i.result.policy for i in scored))
@@ -37,14 +41,29 @@ def write_plots(
 
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = False
-    for policy in policies:
+    for k, policy in enumerate(policies):
         latencies = [i.result.task_latencies_s for i in scored if i.result.policy == policy]
         pooled = np.sort(np.concatenate([x for x in latencies if x is not None]))
         if pooled.size:
-            ax.plot(pooled, np.arange(1, pooled.size + 1) / pooled.size, label=policy)
+            # Policies with nearly the same latencies draw nearly the same curve: each gets its own
+            # line style and markers at its own quantiles, drawn thinner the later it comes, so no
+            # curve hides another.
+            fraction = np.arange(1, pooled.size + 1) / pooled.size
+            marks = np.searchsorted(fraction, np.linspace(0.05 + 0.03 * k, 0.95, 8))
+            ax.plot(
+                pooled,
+                fraction,
+                label=policy,
+                linestyle=LINE_STYLES[k % len(LINE_STYLES)],
+                marker=MARKERS[k % len(MARKERS)],
+                markevery=list(np.unique(np.clip(marks, 0, pooled.size - 1))),
+                markersize=5,
+                linewidth=max(2.4 - 0.5 * k, 0.9),
+            )
             drawn = drawn or bool(np.any(pooled > 0.0))
     if drawn:  # a log axis needs a positive value (episodes may hold no task at all)
         ax.set_xscale("log")
+        _readable_log_ticks(ax.xaxis)
         ax.legend()
     else:
         ax.text(0.5, 0.5, "no task latency to show", ha="center", transform=ax.transAxes)
@@ -66,22 +85,42 @@ def write_plots(
         if not pairs.size:
             continue
         p95, cost = pairs[:, 0], pairs[:, 1]
-        points = ax.scatter(p95, cost, s=12, alpha=0.5, label=policy)
-        colour = np.array(points.get_facecolor()[0], dtype=float)
-        colour[3] = 1.0
-        ax.scatter([np.mean(p95)], [np.mean(cost)], s=90, marker="X", color=colour, edgecolors="black")
+        # Policies with the same episodes land on the same points: each has its own shape, hollow,
+        # and each later policy is drawn smaller, on top, so every one stays visible.
+        k = policies.index(policy)
+        marker = MARKERS[k % len(MARKERS)]
+        colour = COLOURS[k % len(COLOURS)]
+        ax.scatter(
+            p95,
+            cost,
+            s=max(40 - 8 * k, 10),
+            marker=marker,
+            facecolors="none",
+            edgecolors=colour,
+            label=policy,
+        )
+        # Means hollow too, with thick edges: coinciding means draw as concentric outlines.
+        ax.scatter(
+            [np.mean(p95)],
+            [np.mean(cost)],
+            s=max(260 - 60 * k, 50),
+            marker=marker,
+            facecolors="none",
+            edgecolors=colour,
+            linewidths=2.2,
+            zorder=3 + k,
+        )
         drawn = True
     if drawn:
         # Round-robin's latencies are ten times the others': a log axis keeps every policy readable.
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        _readable_log_ticks(ax.xaxis)
         ax.legend()
     else:
         ax.text(0.5, 0.5, "no episode completed a task", ha="center", transform=ax.transAxes)
     ax.set_xlabel("p95 task latency (s, log scale)")
     ax.set_ylabel("cost per 1000 tasks (USD)")
-    ax.set_title("Cost against tail latency (episodes; X = mean)")
+    ax.set_title("Cost against tail latency (small: episodes; large: mean)")
     ax.grid(True, alpha=0.3)
     written.append(_save(fig, out_dir / "cost_vs_p95.png"))
 
@@ -95,21 +134,38 @@ def write_plots(
         if alloc is None:
             continue
         time_s = np.arange(alloc.shape[0]) * config.decision_interval_s
-        ax.stackplot(time_s, alloc.T, labels=names, step="post")
+        ax.stackplot(time_s, alloc.T, labels=names, step="post", colors=agent_colours(len(names)))
         ax.set_ylim(0, config.capacity_gpus)
         ax.set_ylabel(f"{policy}\nGPUs")
-    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=len(names))
-    axes[0, 0].set_title(f"Allocation over one episode (seed {scored[0].result.seed})")
+    title = f"Allocation over one episode (seed {scored[0].result.seed})"
+    if len(names) <= 6:  # between the title and the first panel, where it covers no band
+        axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), fontsize=7, ncol=6, frameon=False)
+        axes[0, 0].set_title(title, pad=20)
+    else:  # beside the panels, in as many columns as it takes
+        axes[0, 0].legend(
+            loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=6, ncol=-(-len(names) // 24), frameon=False
+        )
+        axes[0, 0].set_title(title)
     axes[-1, 0].set_xlabel("time (s)")
     written.append(_save(fig, out_dir / "allocation_timeline.png"))
 
     if runs:
         fig, ax = plt.subplots(figsize=(6, 4))
+        curves = 0
         for run in runs:
             log = run.run_dir / "evaluations.npz"
             if log.exists():
                 with np.load(log) as data:
-                    ax.plot(data["timesteps"], data["results"].mean(axis=1), label=run.label)
+                    ax.plot(data["timesteps"], data["results"].mean(axis=1), marker=".", label=run.label)
+                curves += 1
+        if not curves:
+            ax.text(
+                0.5,
+                0.5,
+                "no validation ran: the runs are shorter than eval_freq_steps",
+                ha="center",
+                transform=ax.transAxes,
+            )
         reference = heuristic_validation_return(runs[0])
         ax.axhline(reference, color="black", linestyle="--", linewidth=1, label="adaptive heuristic")
         ax.set_xlabel("training steps")
@@ -121,17 +177,37 @@ def write_plots(
     return written
 
 
+def agent_colours(count: int) -> list[tuple[float, float, float, float]]:
+    """``count`` distinct colours: tab10 up to 10 agents, tab20 up to 20, a continuous map beyond."""
+    from matplotlib import colormaps
+
+    if count <= 10:
+        return [colormaps["tab10"](k) for k in range(count)]
+    if count <= 20:
+        return [colormaps["tab20"](k) for k in range(count)]
+    return [colormaps["turbo"](k / max(count - 1, 1)) for k in range(count)]
+
+
 def heuristic_validation_return(run: LearnedPolicy) -> float:
     """The adaptive heuristic's mean return on the validation episodes a run's curve averages."""
-    from baselines import AdaptivePolicy
+    from gpu_alloc_env.baselines import AdaptivePolicy
     from gpu_alloc_env.evaluation import evaluate_policies
-    from train.learned import load_run_config
-    from train.ppo import VALIDATION_SEED_BASE
+    from gpu_alloc_env.seeds import VALIDATION_SEED_BASE
+    from gpu_alloc_env.train.learned import load_run_config
 
     episodes = int(load_run_config(run.run_dir)["hyperparams"]["eval_episodes"])
     seeds = [VALIDATION_SEED_BASE + k for k in range(episodes)]
     results = evaluate_policies({"adaptive": AdaptivePolicy(run.config)}, run.config, seeds)
     return float(np.mean([r.episode_return for r in results]))
+
+
+def _readable_log_ticks(axis: Axis) -> None:
+    """Labels at 1, 2 and 5 of every decade of a log axis, as plain numbers."""
+    from matplotlib import ticker
+
+    axis.set_major_locator(ticker.LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
 
 
 def _save(fig: object, path: Path) -> Path:

@@ -21,13 +21,13 @@ class RoundRobinPolicy(FixedPolicy):
     progress in the observation, so the policy is stateless.
 
     Args:
-        config: the scenario.
+        config: the scenario, or the environment that has it.
         quantum_s: length of one agent's turn, simulated seconds.
     """
 
     name = "round_robin"
 
-    def __init__(self, config: ScenarioConfig, quantum_s: float = DEFAULT_QUANTUM_S) -> None:
+    def __init__(self, config: ScenarioConfig | object, quantum_s: float = DEFAULT_QUANTUM_S) -> None:
         super().__init__(config)
         if not quantum_s > 0.0 or not np.isfinite(quantum_s):
             raise ValueError(f"quantum_s must be a positive number of seconds, got {quantum_s!r}")

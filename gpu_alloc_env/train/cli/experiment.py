@@ -1,0 +1,56 @@
+"""``gpu-alloc experiment``: PPO over several seeds, then their evaluation against the baselines."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from gpu_alloc_env.train.cli.options import (
+    add_scenario_option,
+    add_set_option,
+    add_trace_options,
+    scenario_overrides,
+)
+
+NAME = "experiment"
+
+
+def add_parser(sub: Any) -> None:
+    """The ``experiment`` subcommand and its options."""
+    experiment = sub.add_parser(
+        "experiment",
+        help="train PPO over several seeds, then evaluate the runs against the baselines",
+        description="Train one PPO run per seed (in parallel subprocesses; finished runs are "
+        "reused and interrupted ones resumed), then run gpu-alloc evaluate on all of them.",
+    )
+    add_scenario_option(experiment, "paper")
+    experiment.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="training seeds")
+    experiment.add_argument("--timesteps", type=int, required=True, help="environment steps per run")
+    experiment.add_argument("--runs-dir", type=Path, required=True, help="folder of the run folders")
+    experiment.add_argument("--out", type=Path, required=True, help="evaluation output directory")
+    experiment.add_argument("--episodes", type=int, default=20, help="held-out episodes per policy")
+    experiment.add_argument("--parallel", type=int, default=2, help="runs trained at once (default 2)")
+    experiment.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter")
+    add_set_option(experiment)
+    add_trace_options(experiment)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train the runs, evaluate them and print the summary."""
+    from gpu_alloc_env.train.experiment import run_experiment
+
+    text = run_experiment(
+        scenario=args.scenario,
+        seeds=args.seeds,
+        timesteps=args.timesteps,
+        runs_dir=args.runs_dir,
+        out_dir=args.out,
+        episodes=args.episodes,
+        parallel=args.parallel,
+        hp=args.hp,
+        overrides=scenario_overrides(args),
+    )
+    print(text)
+    print(f"wrote {args.out / 'episodes.csv'}, {args.out / 'summary.md'} and the plots")
+    return 0

@@ -1,0 +1,172 @@
+"""Train a PPO allocator with Stable-Baselines3: ``gpu-alloc train``.
+
+:func:`train` builds the batched environments of a run (:mod:`gpu_alloc_env.train.vec_env`), with
+the hyperparameters of :mod:`gpu_alloc_env.train.hyperparams`, trains or resumes the model with the
+callbacks of :mod:`gpu_alloc_env.train.callbacks`, and writes the run folder that
+:mod:`gpu_alloc_env.train.run_folder` describes.
+
+Seeds (:mod:`gpu_alloc_env.seeds`): training environment ``e`` of a run with seed ``K`` starts from
+seed ``1000 K + e`` and its generator continues across episodes; validation uses seeds from
+:data:`~gpu_alloc_env.seeds.VALIDATION_SEED_BASE`; ``gpu-alloc evaluate`` uses seeds from
+:data:`~gpu_alloc_env.seeds.EVALUATION_SEED_BASE`, which no training or validation episode uses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
+
+from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.env import resolve_scenario
+from gpu_alloc_env.errors import TrainError
+from gpu_alloc_env.seeds import VALIDATION_SEED_BASE, training_seed
+from gpu_alloc_env.train.actions import transform_from_hyperparams
+from gpu_alloc_env.train.callbacks import CheckpointCallback, RolloutProgressBar, ValidationCallback
+from gpu_alloc_env.train.hyperparams import load_hyperparams, ppo_kwargs, training_config
+from gpu_alloc_env.train.run_folder import (
+    CHECKPOINT_DIR,
+    TrainArgs,
+    clear_run_files,
+    command_line,
+    git_revision,
+    never_checkpointed,
+    recorded_settings,
+    rewind_to_checkpoint,
+    segment,
+    write_json,
+)
+from gpu_alloc_env.train.vec_env import BatchVecEnv
+
+
+def build_env(
+    config: ScenarioConfig, hp: Mapping[str, Any], num_envs: int, monitor_file: Path | None
+) -> VecEnv:
+    """The batched environment of a run, monitored, with reward normalisation if configured."""
+    transform = transform_from_hyperparams(config, dict(hp))
+    env: VecEnv = VecMonitor(
+        BatchVecEnv(config, num_envs, transform), filename=str(monitor_file) if monitor_file else None
+    )
+    if hp.get("normalize_reward", False):
+        env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=float(hp.get("gamma", 0.99)))
+    return env
+
+
+def train(
+    args: TrainArgs,
+    resume: bool = False,
+    progress_bar: bool = True,
+    verbose: int = 0,
+    command: str | None = None,
+) -> Path:
+    """Train (or resume) the run ``args`` describes; returns the run folder.
+
+    ``command`` is the command line recorded in ``command.txt`` (default: this process's).
+    """
+    command = command or command_line()
+    import torch
+
+    args.validate()
+    run_dir = Path(args.run_dir)
+    if resume:
+        checkpoint = run_dir / CHECKPOINT_DIR / "last.zip"
+        if not checkpoint.exists():
+            raise TrainError(f"--resume: {checkpoint} does not exist; start the run again without --resume")
+        state = json.loads((run_dir / CHECKPOINT_DIR / "state.json").read_text())
+        done = int(state["num_timesteps"])
+        if args.timesteps < done:
+            raise TrainError(
+                f"--resume --timesteps {args.timesteps}: the run's checkpoint already has {done} steps; "
+                f"pass a total of at least {done}"
+            )
+        # The run keeps the scenario and hyperparameters it started with, whatever the files say now.
+        config, hp = recorded_settings(run_dir)
+        rewind_to_checkpoint(run_dir, state)
+    else:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            if not never_checkpointed(run_dir):
+                raise TrainError(
+                    f"run folder {run_dir} already exists and is not empty; pass --resume to continue "
+                    "it or choose another --run-dir"
+                )
+            clear_run_files(run_dir)
+        config = resolve_scenario(args.scenario, args.scenario_overrides or {})
+        hp = load_hyperparams(
+            args.scenario, Path(args.hyperparams_file) if args.hyperparams_file else None, args.hp_overrides
+        )
+    torch.set_num_threads(args.threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "monitor").mkdir(exist_ok=True)
+    monitor_file = run_dir / "monitor" / f"train-{segment(run_dir)}"
+    train_config = training_config(config, hp)
+    env = build_env(train_config, hp, int(hp["n_envs"]), monitor_file)
+    eval_env = build_env(config, {**hp, "normalize_reward": False}, int(hp["eval_episodes"]), None)
+    if isinstance(env, VecNormalize):
+        eval_env = VecNormalize(eval_env, training=False, norm_obs=False, norm_reward=False)
+
+    if resume:
+        stats = run_dir / CHECKPOINT_DIR / "vecnormalize.pkl"
+        if isinstance(env, VecNormalize) and stats.exists():
+            env = VecNormalize.load(str(stats), env.venv)
+            env.training = True
+        model = PPO.load(run_dir / CHECKPOINT_DIR / "last.zip", env=env, device="cpu")
+        remaining = args.timesteps - model.num_timesteps
+        # The folder keeps describing the whole run: its total and every command that trained it.
+        write_json(run_dir / "args.json", args.__dict__)
+        with (run_dir / "command.txt").open("a") as handle:
+            handle.write(command + "\n")
+    else:
+        write_json(run_dir / "args.json", args.__dict__)
+        write_json(
+            run_dir / "config.json",
+            {"scenario": config.to_dict(), "hyperparams": hp, "algorithm": "PPO"},
+        )
+        (run_dir / "command.txt").write_text(command + "\n")
+        (run_dir / "git_revision.txt").write_text(git_revision() + "\n")
+        env.seed(training_seed(args.seed))
+        model = PPO(
+            "MlpPolicy",
+            env,
+            seed=args.seed,
+            device="cpu",
+            verbose=verbose,
+            tensorboard_log=str(run_dir / "tb"),
+            **ppo_kwargs(hp),
+        )
+        remaining = args.timesteps
+
+    checkpoints = CheckpointCallback(run_dir, args.checkpoint_interval_s)
+    validation = ValidationCallback(
+        eval_env,
+        VALIDATION_SEED_BASE,
+        n_eval_episodes=int(hp["eval_episodes"]),
+        eval_freq=max(int(hp["eval_freq_steps"]) // int(hp["n_envs"]), 1),
+        best_model_save_path=str(run_dir),
+        log_path=str(run_dir),
+        deterministic=True,
+        verbose=verbose,
+    )
+    validation.restore(run_dir / "evaluations.npz")
+    if remaining > 0:
+        callbacks: list[BaseCallback] = [checkpoints, validation]
+        if progress_bar:
+            callbacks.append(RolloutProgressBar())
+        model.learn(
+            total_timesteps=remaining,
+            callback=CallbackList(callbacks),
+            reset_num_timesteps=not resume,
+            tb_log_name="PPO",
+        )
+    model.save(run_dir / "model.zip")
+    if isinstance(env, VecNormalize):
+        env.save(str(run_dir / "vecnormalize.pkl"))
+    if not (run_dir / "best_model.zip").exists():
+        model.save(run_dir / "best_model.zip")
+    checkpoints.init_callback(model)
+    checkpoints.save()
+    return run_dir

@@ -1,0 +1,222 @@
+"""The run folder of ``gpu-alloc train``: what it holds, and how a run is resumed or started afresh.
+
+A run lives in its own folder and can be reproduced from it:
+
+| file                        | content                                                        |
+|-----------------------------|----------------------------------------------------------------|
+| ``config.json``             | the resolved scenario, hyperparameters and action parameterisation |
+| ``args.json``               | the arguments of the run                                       |
+| ``command.txt``             | every command that trained the run, one per line               |
+| ``git_revision.txt``        | the source revision at the run's start (``-dirty`` if changed) |
+| ``model.zip``               | the final model                                                |
+| ``best_model.zip``          | the model with the best validation return                      |
+| ``vecnormalize.pkl``        | reward-normalisation statistics (when ``normalize_reward``)   |
+| ``evaluations.npz``         | validation returns over training (the learning curve)          |
+| ``checkpoints/``            | ``last.zip``, ``state.json`` (steps), reward statistics and     |
+|                             | copies of ``best_model.zip`` and ``evaluations.npz``; written   |
+|                             | every ``--checkpoint-interval-s`` and at the end               |
+| ``tb/``                     | TensorBoard logs                                               |
+| ``monitor/``                | per-episode training returns                                   |
+
+Seeds (:mod:`gpu_alloc_env.seeds`): training environment ``e`` of a run with seed ``K`` starts from
+seed ``1000 K + e`` and its generator continues across episodes; validation uses seeds from
+:data:`~gpu_alloc_env.seeds.VALIDATION_SEED_BASE`; ``gpu-alloc evaluate`` uses seeds from
+:data:`~gpu_alloc_env.seeds.EVALUATION_SEED_BASE`, which no training or validation episode uses.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.errors import TrainError
+from gpu_alloc_env.seeds import MAX_TRAIN_SEED
+from gpu_alloc_env.train.learned import load_run_config
+
+CHECKPOINT_DIR = "checkpoints"
+
+RUN_ENTRIES = frozenset(
+    {
+        "config.json",
+        "args.json",
+        "command.txt",
+        "git_revision.txt",
+        "model.zip",
+        "best_model.zip",
+        "vecnormalize.pkl",
+        "evaluations.npz",
+        CHECKPOINT_DIR,
+        "tb",
+        "monitor",
+    }
+)
+"""The files and folders ``gpu-alloc train`` writes in a run folder."""
+CHECKPOINT_COPIES = ("best_model.zip", "evaluations.npz")
+"""Run files saved with each checkpoint, so that a resumed run rewinds them to the checkpoint."""
+
+
+def recorded_settings(run_dir: Path) -> tuple[ScenarioConfig, dict[str, Any]]:
+    """The scenario and hyperparameters a run folder's ``config.json`` records, checked on reading."""
+    recorded = load_run_config(run_dir)
+    return ScenarioConfig.from_dict(recorded["scenario"]), dict(recorded["hyperparams"])
+
+
+def never_checkpointed(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds only the files of a run that stopped before its first checkpoint.
+
+    That is: nothing but run files, no checkpoint and no final model, and either the
+    ``config.json`` that ``gpu-alloc train`` writes or only the monitor logs it starts with.
+    """
+    entries = {entry.name for entry in run_dir.iterdir()}
+    if not entries <= RUN_ENTRIES or (run_dir / CHECKPOINT_DIR / "last.zip").exists():
+        return False
+    if (run_dir / "model.zip").exists():
+        return False
+    if "config.json" in entries:
+        try:
+            recorded = json.loads((run_dir / "config.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return False
+        return isinstance(recorded, dict) and recorded.get("algorithm") == "PPO" and "scenario" in recorded
+    monitor = run_dir / "monitor"
+    return entries <= {"monitor"} and all(
+        entry.is_file() and entry.name.endswith(".monitor.csv") for entry in monitor.iterdir()
+    )
+
+
+def clear_run_files(run_dir: Path) -> None:
+    """Remove the run files (and only those) from ``run_dir``."""
+    for name in RUN_ENTRIES:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def rewind_to_checkpoint(run_dir: Path, state: Mapping[str, Any]) -> None:
+    """Put back the learning curve and best model saved with the checkpoint.
+
+    A run killed after its last checkpoint may have validated (and saved a best model) in the
+    stretch that the resumed run trains again; those files would mix two histories. A checkpoint
+    that records its ``copies`` restores them; an older one has none, so only the learning curve
+    is cut back to the checkpoint's steps and the best model is kept.
+    """
+    if "copies" in state:
+        for name in CHECKPOINT_COPIES:
+            if name in state["copies"]:
+                shutil.copyfile(run_dir / CHECKPOINT_DIR / name, run_dir / name)
+            else:
+                (run_dir / name).unlink(missing_ok=True)
+        return
+    log = run_dir / "evaluations.npz"
+    if log.exists():
+        with np.load(log) as data:
+            arrays = {key: data[key] for key in data.files}
+        kept = arrays["timesteps"] <= int(state["num_timesteps"])
+        np.savez(log, **{key: value[kept] for key, value in arrays.items()})
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    """Arguments of a training run (saved as ``args.json``)."""
+
+    scenario: str
+    seed: int
+    timesteps: int
+    run_dir: str
+    hyperparams_file: str | None = None
+    hp_overrides: dict[str, Any] | None = None
+    scenario_overrides: dict[str, Any] | None = None
+    checkpoint_interval_s: float = 120.0
+    threads: int = 1
+
+    def validate(self) -> None:
+        """Raise :class:`TrainError` naming any bad value."""
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_TRAIN_SEED:
+            raise TrainError(f"--seed must be an integer in [0, {MAX_TRAIN_SEED}], got {self.seed!r}")
+        if not isinstance(self.timesteps, int) or self.timesteps < 1:
+            raise TrainError(f"--timesteps must be a positive integer, got {self.timesteps!r}")
+        if not self.checkpoint_interval_s >= 0.0:
+            raise TrainError(
+                f"--checkpoint-interval-s must be >= 0 seconds, got {self.checkpoint_interval_s!r}"
+            )
+        if self.threads < 1:
+            raise TrainError(f"--threads must be >= 1, got {self.threads!r}")
+
+
+def resume_args(
+    run_dir: Path,
+    timesteps: int | None,
+    threads: int | None = None,
+    checkpoint_interval_s: float | None = None,
+) -> TrainArgs:
+    """The saved arguments of ``run_dir``, with a new total of ``timesteps`` if given.
+
+    ``threads`` and ``checkpoint_interval_s`` change how the resumed process runs, not what it
+    trains, and replace the saved values when given.
+    """
+    saved = run_dir / "args.json"
+    if not saved.exists():
+        raise TrainError(f"--resume: {saved} does not exist; is {run_dir} a run folder?")
+    try:
+        data = json.loads(saved.read_text())
+        data["run_dir"] = str(run_dir)
+        if timesteps is not None:
+            data["timesteps"] = timesteps
+        if threads is not None:
+            data["threads"] = threads
+        if checkpoint_interval_s is not None:
+            data["checkpoint_interval_s"] = checkpoint_interval_s
+        return TrainArgs(**data)
+    except json.JSONDecodeError as exc:
+        raise TrainError(f"--resume: {saved} is not valid JSON ({exc}); the run folder is damaged") from None
+    except TypeError as exc:
+        raise TrainError(
+            f"--resume: {saved} does not hold the arguments of this version of gpu-alloc train ({exc})"
+        ) from None
+
+
+def git_revision() -> str:
+    """``<commit>`` of the source tree, with ``-dirty`` when it has local changes; ``unknown`` outside git."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented, key-sorted JSON."""
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def command_line() -> str:
+    """This process's command line, as recorded in ``command.txt``."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def segment(run_dir: Path) -> int:
+    """How many training segments (a start and each resume) the run has logged."""
+    folder = run_dir / "monitor"
+    return len(list(folder.glob("*.monitor.csv"))) if folder.exists() else 0
