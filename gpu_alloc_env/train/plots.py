@@ -15,7 +15,7 @@ import numpy as np
 from gpu_alloc_env.config import ScenarioConfig
 
 if TYPE_CHECKING:
-    from matplotlib.axis import Axis
+    from matplotlib.axes import Axes
 
     from gpu_alloc_env.train.comparison import Scored
     from gpu_alloc_env.train.learned import LearnedPolicy
@@ -63,7 +63,7 @@ def write_plots(
             drawn = drawn or bool(np.any(pooled > 0.0))
     if drawn:  # a log axis needs a positive value (episodes may hold no task at all)
         ax.set_xscale("log")
-        _readable_log_ticks(ax.xaxis)
+        _readable_log_ticks(ax)
         ax.legend()
     else:
         ax.text(0.5, 0.5, "no task latency to show", ha="center", transform=ax.transAxes)
@@ -114,7 +114,7 @@ def write_plots(
     if drawn:
         # Round-robin's latencies are ten times the others': a log axis keeps every policy readable.
         ax.set_xscale("log")
-        _readable_log_ticks(ax.xaxis)
+        _readable_log_ticks(ax)
         ax.legend()
     else:
         ax.text(0.5, 0.5, "no episode completed a task", ha="center", transform=ax.transAxes)
@@ -201,11 +201,15 @@ def heuristic_validation_return(run: LearnedPolicy) -> float:
     return float(np.mean([r.episode_return for r in results]))
 
 
-def _readable_log_ticks(axis: Axis) -> None:
-    """Labels at 1, 2 and 5 of every decade of a log axis, as plain numbers."""
+def _readable_log_ticks(ax: Axes) -> None:
+    """Plain-number labels on a log x axis: at 1, 2, 3, 5 and 7 of a decade, fewer the more decades."""
     from matplotlib import ticker
 
-    axis.set_major_locator(ticker.LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+    axis = ax.xaxis
+    low, high = ax.get_xlim()
+    decades = np.log10(high / low) if low > 0 else np.inf
+    subs = (1.0, 2.0, 3.0, 5.0, 7.0) if decades <= 1.5 else (1.0, 2.0, 5.0) if decades <= 3.0 else (1.0,)
+    axis.set_major_locator(ticker.LogLocator(base=10.0, subs=subs))
     axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(ticker.NullFormatter())
 
