@@ -4,7 +4,7 @@
 # trace twins' report and the generalisation table. Run from an environment with the train extra
 # installed:
 #     bash results/regenerate.sh
-# About three hours on a 2-core CPU; run folders go to runs/ (reused if already finished, resumed if
+# About two hours on a 2-core CPU; run folders go to runs/ (reused if already finished, resumed if
 # interrupted).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
