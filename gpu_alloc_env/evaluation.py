@@ -135,13 +135,20 @@ def write_episodes_csv(results: Iterable[EpisodeResult], path: Path) -> None:
     write_rows_csv((result.row() for result in results), CSV_COLUMNS, path)
 
 
-def _format(mean: float, low: float, high: float) -> str:
-    if math.isnan(mean):
+def format_interval(estimate: float, low: float, high: float, bracketed: bool = False) -> str:
+    """A table cell: ``estimate ± half-width``, or ``estimate [low, high]`` when ``bracketed``.
+
+    Three decimals below 10 and one above; ``n/a`` for an undefined estimate, and for the interval
+    of one that has none (fewer than two samples).
+    """
+    if math.isnan(estimate):
         return "n/a"
-    digits = 3 if abs(mean) < 10 else 1
+    digits = 3 if abs(estimate) < 10 else 1
     if math.isnan(low) or math.isnan(high):
-        return f"{mean:.{digits}f} ± n/a"
-    return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
+        return f"{estimate:.{digits}f} [n/a]" if bracketed else f"{estimate:.{digits}f} ± n/a"
+    if bracketed:
+        return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{estimate:.{digits}f} ± {(high - low) / 2:.{digits}f}"
 
 
 def summary_table(results: Sequence[EpisodeResult], metrics: Sequence[str] = SUMMARY_METRICS) -> str:
@@ -152,7 +159,7 @@ def summary_table(results: Sequence[EpisodeResult], metrics: Sequence[str] = SUM
     for policy in policies:
         mine = [r for r in results if r.policy == policy]
         columns = [[r.value(m) for r in mine] for m in metrics]
-        cells = [_format(*mean_ci95(values)) + undefined_note(values) for values in columns]
+        cells = [format_interval(*mean_ci95(values)) + undefined_note(values) for values in columns]
         lines.append(f"| {policy} | {len(mine)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gpu_alloc_env.evaluation import EpisodeResult
+from gpu_alloc_env.evaluation import EpisodeResult, format_interval
 from gpu_alloc_env.stats import bootstrap_ci95, iqm
 
 UNDEFINED_VERDICT = "undefined: needs two or more episodes"
@@ -127,13 +127,8 @@ def criteria_rows(scored: Sequence[Scored], policy: str, reference: str) -> list
 
 
 def interval_cell(estimate: float, low: float, high: float) -> str:
-    """``estimate [low, high]`` with 3 decimals below 10 and 1 above; ``n/a`` for NaN."""
-    if math.isnan(estimate):
-        return "n/a"
-    digits = 3 if abs(estimate) < 10 else 1
-    if math.isnan(low) or math.isnan(high):
-        return f"{estimate:.{digits}f} [n/a]"
-    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    """``estimate [low, high]`` (:func:`gpu_alloc_env.evaluation.format_interval`)."""
+    return format_interval(estimate, low, high, bracketed=True)
 
 
 PER_RUN_METRICS: tuple[str, ...] = (

@@ -61,12 +61,7 @@ def write_plots(
                 linewidth=max(2.4 - 0.5 * k, 0.9),
             )
             drawn = drawn or bool(np.any(pooled > 0.0))
-    if drawn:  # a log axis needs a positive value (episodes may hold no task at all)
-        ax.set_xscale("log")
-        _readable_log_ticks(ax)
-        ax.legend()
-    else:
-        ax.text(0.5, 0.5, "no task latency to show", ha="center", transform=ax.transAxes)
+    _log_x_or_say(ax, drawn, "no task latency to show")
     ax.set_xlabel("task latency (s)")
     ax.set_ylabel("fraction of tasks")
     ax.set_title(f"Task latency CDF, scenario {config.name}")
@@ -111,13 +106,8 @@ def write_plots(
             zorder=3 + k,
         )
         drawn = True
-    if drawn:
-        # Round-robin's latencies are ten times the others': a log axis keeps every policy readable.
-        ax.set_xscale("log")
-        _readable_log_ticks(ax)
-        ax.legend()
-    else:
-        ax.text(0.5, 0.5, "no episode completed a task", ha="center", transform=ax.transAxes)
+    # Round-robin's latencies are ten times the others': a log axis keeps every policy readable.
+    _log_x_or_say(ax, drawn, "no episode completed a task")
     ax.set_xlabel("p95 task latency (s, log scale)")
     ax.set_ylabel("cost per 1000 tasks (USD)")
     ax.set_title("Cost against tail latency (small: episodes; large: mean)")
@@ -199,6 +189,19 @@ def heuristic_validation_return(run: LearnedPolicy) -> float:
     seeds = [VALIDATION_SEED_BASE + k for k in range(episodes)]
     results = evaluate_policies({"adaptive": AdaptivePolicy(run.config)}, run.config, seeds)
     return float(np.mean([r.episode_return for r in results]))
+
+
+def _log_x_or_say(ax: Axes, drawn: bool, empty_text: str) -> None:
+    """A log x axis with readable ticks and a legend when something was drawn, else ``empty_text``.
+
+    A log axis needs a positive value, and an episode may hold no task at all.
+    """
+    if drawn:
+        ax.set_xscale("log")
+        _readable_log_ticks(ax)
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, empty_text, ha="center", transform=ax.transAxes)
 
 
 def _readable_log_ticks(ax: Axes) -> None:
