@@ -74,7 +74,14 @@ class EpisodeResult:
 def run_episode(
     env: GpuAllocEnv, policy: Policy, seed: int, name: str, record: bool = False
 ) -> EpisodeResult:
-    """Run one whole episode of ``policy`` (deterministic actions) on ``env`` seeded with ``seed``."""
+    """Run one whole episode of ``policy`` (deterministic actions) on ``env`` seeded with ``seed``.
+
+    A policy with a ``start_episode(env, seed)`` method (the clairvoyant planner) is told the
+    episode's environment and seed first.
+    """
+    start_episode = getattr(policy, "start_episode", None)
+    if callable(start_episode):
+        start_episode(env, seed)
     obs, _ = env.reset(seed=seed)
     total = 0.0
     steps = 0

@@ -132,3 +132,64 @@ def bootstrap_ci95(
         replicates[k] = statistic(np.concatenate(pooled))
     low, high = np.percentile(replicates, [2.5, 97.5])
     return float(estimate), float(low), float(high)
+
+
+def stratified_bootstrap_ci95(
+    strata: Sequence[Sequence[float]],
+    statistic: Callable[[Sequence[NDArray[np.float64]]], float],
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(estimate, low, high) of ``statistic`` over strata, with a stratified 95% bootstrap interval.
+
+    Each resample draws, with replacement, as many values from every stratum (for example the
+    episodes of one scenario) as it holds, so every stratum keeps its weight, as rliable's
+    aggregate intervals do. ``statistic`` takes the list of (resampled) strata.
+    """
+    arrays = [np.asarray(s, dtype=np.float64) for s in strata]
+    arrays = [a[np.isfinite(a)] for a in arrays]
+    arrays = [a for a in arrays if a.size]
+    if not arrays:
+        return math.nan, math.nan, math.nan
+    estimate = statistic(arrays)
+    if sum(a.size for a in arrays) < 2:
+        return float(estimate), math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    replicates = np.array(
+        [statistic([a[rng.integers(0, a.size, size=a.size)] for a in arrays]) for _ in range(resamples)]
+    )
+    low, high = np.percentile(replicates, [2.5, 97.5])
+    return float(estimate), float(low), float(high)
+
+
+def probability_of_improvement(
+    x: Sequence[float] | NDArray[np.float64], y: Sequence[float] | NDArray[np.float64]
+) -> float:
+    """P(X > Y) + P(X = Y) / 2 for a random draw of each: the Mann-Whitney statistic over n x m.
+
+    rliable's probability of improvement of the policy scoring ``x`` over the one scoring ``y``
+    (0.5: neither is better).
+    """
+    a = np.asarray(x, dtype=np.float64)[:, None]
+    b = np.asarray(y, dtype=np.float64)[None, :]
+    if a.size == 0 or b.size == 0:
+        return math.nan
+    return float(np.mean((a > b) + 0.5 * (a == b)))
+
+
+def improvement_ci95(
+    x: Sequence[float], y: Sequence[float], resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """:func:`probability_of_improvement` with a 95% bootstrap interval (each sample resampled)."""
+    a = np.asarray(x, dtype=np.float64)
+    b = np.asarray(y, dtype=np.float64)
+    estimate = probability_of_improvement(a, b)
+    if a.size < 2 or b.size < 2:
+        return estimate, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    replicates = [
+        probability_of_improvement(a[rng.integers(0, a.size, a.size)], b[rng.integers(0, b.size, b.size)])
+        for _ in range(resamples)
+    ]
+    low, high = np.percentile(replicates, [2.5, 97.5])
+    return estimate, float(low), float(high)

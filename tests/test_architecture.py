@@ -60,9 +60,17 @@ LAYERS: dict[str, int] = {
     "baselines.adaptive": 5,
     "baselines.round_robin": 5,
     "baselines.static": 5,
+    "baselines.tuned": 5,
+    "baselines.provisioned": 5,
+    "baselines.autoscaler": 5,
+    "baselines.forecast": 5,
+    "baselines.fluid_plan": 5,
+    "baselines.oracle": 5,
+    "baselines.bound": 5,
     # 6: the evaluation harness and reports
     "evaluation": 6,
     "twin_report": 6,
+    "limits": 6,
     # 7: training and the commands' implementations
     "train": 7,
     "train.actions": 7,
@@ -80,6 +88,8 @@ LAYERS: dict[str, int] = {
     "train.generalise": 7,
     "train.compare": 7,
     "train.serving": 7,
+    "train.tune": 7,
+    "train.benchmark": 7,
     # 8: the command line: options shared by the commands, one module per command
     "train.cli.options": 8,
     "train.cli.compare": 8,
@@ -89,6 +99,8 @@ LAYERS: dict[str, int] = {
     "train.cli.twin": 8,
     "train.cli.generalise": 8,
     "train.cli.serving": 8,
+    "train.cli.tune": 8,
+    "train.cli.benchmark": 8,
     "train.cli": 8,
     "train.__main__": 8,
 }

@@ -10,6 +10,7 @@ import pytest
 from gpu_alloc_env import GpuAllocEnv
 from gpu_alloc_env.baselines import (
     BASELINES,
+    CLAIRVOYANT,
     AdaptivePolicy,
     RoundRobinPolicy,
     StaticEqualPolicy,
@@ -55,9 +56,15 @@ def test_every_baseline_is_a_policy_with_batched_predict() -> None:
     obs, _ = env.reset(seed=0)
     for name in BASELINES:
         policy = make_baseline(name, PAPER)
+        if name in CLAIRVOYANT:
+            policy.start_episode(env, 0)  # type: ignore[attr-defined]
         assert isinstance(policy, Policy)
         action, state = policy.predict(obs, state=None, episode_start=np.array([True]), deterministic=True)
         assert action.shape == (4,) and action.dtype == np.float32 and state is None
+        if name in CLAIRVOYANT:  # it plans the one episode whose future it read
+            with pytest.raises(ValueError, match="one environment at a time"):
+                policy.predict(np.stack([obs, obs, obs]))
+            continue
         batch, _ = policy.predict(np.stack([obs, obs, obs]))
         assert batch.shape == (3, 4)
         np.testing.assert_array_equal(batch[1], action)
@@ -295,7 +302,7 @@ def test_adaptive_bills_less_than_static_for_the_same_tasks() -> None:
     assert results["adaptive"]["allocated_share"] < results["static"]["allocated_share"] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", ["static", "round_robin", "adaptive"])
+@pytest.mark.parametrize("name", ["static", "round_robin", "adaptive", "provisioned", "provisioned_erlang"])
 def test_a_baseline_takes_the_environment_or_its_config(name: str) -> None:
     import gymnasium as gym
 

@@ -200,9 +200,10 @@ def test_evaluation_of_baselines_and_a_run_writes_csv_summary_and_plots(
     text = run_evaluate([tiny_run], ["all"], episodes=2, out_dir=tmp_path / "eval", scenario_overrides=longer)
     rows = read_rows(tmp_path / "eval" / "episodes.csv")
     assert tuple(rows[0]) == EVALUATE_COLUMNS
-    assert len(rows) == (3 + 1) * 2
+    # "all": the deployable baselines that have settings for 60 s episodes (not the tuned ones), and the run.
+    assert len(rows) == (4 + 1) * 2
     seeds = {(r["policy"], int(r["seed"])) for r in rows}
-    for policy in ("static", "round_robin", "adaptive", "ppo"):
+    for policy in ("static", "round_robin", "adaptive", "provisioned_erlang", "ppo"):
         assert {(policy, EVALUATION_SEED_BASE), (policy, EVALUATION_SEED_BASE + 1)} <= seeds
     learned = [r for r in rows if r["policy"] == "ppo"]
     assert all(r["run"] == "tiny" and r["train_seed"] == "3" for r in learned)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpu_alloc_env.baselines import BASELINES, make_baseline
+from gpu_alloc_env.baselines import TUNED_BASELINES, available_baselines, make_baseline
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.evaluation import (
     EpisodeResult,
@@ -18,6 +18,7 @@ from gpu_alloc_env.evaluation import (
     summary_table,
     write_episodes_csv,
 )
+from gpu_alloc_env.limits import gap_table, seed_bounds
 from gpu_alloc_env.policy import Policy
 
 
@@ -88,8 +89,12 @@ def run_compare(
     out_dir: Path,
     policies: Sequence[str] | None = None,
     command: str | None = None,
+    tuned_dir: Path | None = None,
 ) -> tuple[list[EpisodeResult], str]:
     """Run the baselines and write ``episodes.csv`` and ``summary.md`` into ``out_dir``.
+
+    ``policies`` defaults to every deployable baseline that can run on ``config``
+    (:func:`available_baselines`: the tuned ones where ``gpu-alloc tune`` saved settings for it).
 
     Returns:
         The results and the text of ``summary.md``.
@@ -98,8 +103,9 @@ def run_compare(
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
     if first_seed < 0:
         raise ValueError(f"--seed must be >= 0 (Gymnasium seeds are non-negative), got {first_seed}")
-    names = list(policies) if policies else list(BASELINES)
-    chosen: dict[str, Policy] = {name: make_baseline(name, config) for name in names}
+    names = list(policies) if policies else available_baselines(config, tuned_dir)
+    untuned = [] if policies else [n for n in TUNED_BASELINES if n not in names]
+    chosen: dict[str, Policy] = {name: make_baseline(name, config, tuned_dir) for name in names}
     seeds = list(range(first_seed, first_seed + episodes))
     results = evaluate_policies(chosen, config, seeds)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +125,12 @@ def run_compare(
         summary_table(results),
         "",
     ]
+    if untuned:
+        parts += [
+            f"Not run: {', '.join(untuned)}, which have no tuned settings for this scenario "
+            f"(`gpu-alloc tune --scenario {config.name} --out DIR`, then `--tuned DIR`).",
+            "",
+        ]
     headline = headline_table(results)
     if headline:
         parts += [
@@ -130,6 +142,7 @@ def run_compare(
             headline,
             "",
         ]
+    parts += ["## Gap to the limit", "", gap_table(results, seed_bounds(config, seeds)), ""]
     text = "\n".join(parts)
     (out_dir / "summary.md").write_text(text)
     return results, text

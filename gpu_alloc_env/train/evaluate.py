@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gpu_alloc_env.baselines import BASELINES, make_baseline
+from gpu_alloc_env.baselines import BASELINES, CLAIRVOYANT, available_baselines, make_baseline
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.env import GpuAllocEnv, resolve_scenario
 from gpu_alloc_env.evaluation import (
@@ -28,6 +28,7 @@ from gpu_alloc_env.evaluation import (
     run_episode,
     write_rows_csv,
 )
+from gpu_alloc_env.limits import gap_table, seed_bounds
 from gpu_alloc_env.policy import Policy
 from gpu_alloc_env.progress import progress_bar
 from gpu_alloc_env.seeds import EVALUATION_SEED_BASE, FIRST_UNUSED_SEED, TUNING_SEED_BASE
@@ -142,9 +143,15 @@ def _sets_split(overrides: Mapping[str, Any]) -> bool:
     return isinstance(trace, Mapping) and "split" in trace
 
 
-def baseline_names(requested: Sequence[str]) -> list[str]:
-    """``all`` or names of baselines, validated."""
-    names = list(BASELINES) if "all" in requested else list(dict.fromkeys(requested))
+def baseline_names(requested: Sequence[str], config: ScenarioConfig | None = None) -> list[str]:
+    """``all`` (every deployable baseline that can run on ``config``) or names of baselines, validated."""
+    if "all" in requested:
+        return (
+            available_baselines(config)
+            if config is not None
+            else [n for n in BASELINES if n not in CLAIRVOYANT]
+        )
+    names = list(dict.fromkeys(requested))
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)} or 'all'")
@@ -236,12 +243,19 @@ def run_evaluate(
             flush=True,
         )
     seeds = [first_seed + k for k in range(episodes)]
+    if "all" in baselines:
+        names = baseline_names(baselines, config)
     scored = score(runs, names, config, seeds, progress)
     out_dir = Path(out_dir)
     write_csv(scored, out_dir / "episodes.csv")
     preset = resolve_scenario(scenario or "paper", {}) if not runs else None
     command = command or shlex.join(["gpu-alloc", *sys.argv[1:]])
     text = summary_markdown(scored, config, seeds, runs, command=command, preset=preset)
+    text += (
+        "\n## Gap to the limit\n\n"
+        + gap_table([item.result for item in scored], seed_bounds(config, seeds))
+        + "\n"
+    )
     (out_dir / "summary.md").write_text(text)
     if plots:
         from gpu_alloc_env.train.plots import write_plots

@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from gpu_alloc_env.baselines import BASELINES
+from gpu_alloc_env.baselines import available_baselines
 from gpu_alloc_env.evaluation import SUMMARY_METRICS
 from gpu_alloc_env.scenarios import make_scenario
 from gpu_alloc_env.seeds import EVALUATION_SEED_BASE
@@ -52,7 +52,7 @@ def score_trace(
 ) -> list[Scored]:
     """Baselines and the runs of each training scenario on ``trace-<trace>-held-out``."""
     config = make_scenario(f"trace-{trace}-held-out")
-    scored = score([], list(BASELINES), config, seeds, progress)
+    scored = score([], available_baselines(config), config, seeds, progress)
     for scenario in training_scenarios(trace):
         policies = [LearnedPolicy(run, "best") for run in runs[scenario]]
         for policy in policies:

@@ -223,3 +223,53 @@ def _save(fig: object, path: Path) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
     plt.close(fig)  # type: ignore[arg-type]
     return path
+
+
+def performance_profile_plot(
+    shares: dict[str, list[list[float]]], thresholds: np.ndarray, path: Path, resamples: int = 500
+) -> Path:
+    """Rliable's performance profile: per policy, the fraction of episodes scoring above each threshold.
+
+    ``shares`` maps a policy to its per-episode scores in each scenario; a scenario's fraction
+    counts its episodes, and scenarios are averaged with equal weight. The band is a 95% stratified
+    bootstrap interval (episodes resampled within each scenario).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def profile(strata: Sequence[np.ndarray]) -> np.ndarray:
+        curve: np.ndarray = np.mean([(s[:, None] > thresholds[None, :]).mean(axis=0) for s in strata], axis=0)
+        return curve
+
+    rng = np.random.default_rng(0)
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    for k, (policy, strata_lists) in enumerate(shares.items()):
+        strata = [np.asarray(s, dtype=np.float64) for s in strata_lists if len(s)]
+        if not strata:
+            continue
+        curve = profile(strata)
+        boot = np.array(
+            [profile([s[rng.integers(0, s.size, s.size)] for s in strata]) for _ in range(resamples)]
+        )
+        low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+        colour = COLOURS[k % len(COLOURS)] if k < len(COLOURS) else "tab:gray"
+        ax.plot(
+            thresholds,
+            curve,
+            color=colour,
+            linestyle=LINE_STYLES[k % len(LINE_STYLES)],
+            marker=MARKERS[k % len(MARKERS)],
+            markevery=10,
+            markersize=4,
+            label=policy,
+        )
+        ax.fill_between(thresholds, low, high, color=colour, alpha=0.15, linewidth=0)
+    ax.set_xlabel("share of the way from the worst policy to the relaxation bound (tau)")
+    ax.set_ylabel("fraction of episodes scoring above tau")
+    ax.set_title("Performance profile over the benchmark scenarios")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    return _save(fig, path)

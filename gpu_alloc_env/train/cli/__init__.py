@@ -15,10 +15,30 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from gpu_alloc_env.config import ConfigError
-from gpu_alloc_env.train.cli import compare, evaluate, experiment, generalise, serving, train, twin
+from gpu_alloc_env.train.cli import (
+    benchmark,
+    compare,
+    evaluate,
+    experiment,
+    generalise,
+    serving,
+    train,
+    tune,
+    twin,
+)
 from gpu_alloc_env.train.cli.options import check_out
 
-COMMANDS: tuple[ModuleType, ...] = (compare, train, evaluate, experiment, twin, generalise, serving)
+COMMANDS: tuple[ModuleType, ...] = (
+    compare,
+    tune,
+    train,
+    evaluate,
+    benchmark,
+    experiment,
+    twin,
+    generalise,
+    serving,
+)
 """The subcommands, in the order of ``gpu-alloc --help``."""
 
 

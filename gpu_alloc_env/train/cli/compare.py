@@ -36,7 +36,13 @@ def add_parser(sub: Any) -> None:
         nargs="+",
         choices=sorted(BASELINES),
         default=None,
-        help="baselines to run (default: all)",
+        help="baselines to run (default: every deployable one with settings for the scenario)",
+    )
+    compare.add_argument(
+        "--tuned",
+        type=Path,
+        default=None,
+        help="directory of tuned settings (gpu-alloc tune --out), searched first",
     )
     add_set_option(compare)
     add_trace_options(compare)
@@ -48,7 +54,13 @@ def run(args: argparse.Namespace) -> int:
 
     config = make_scenario(args.scenario, **scenario_overrides(args))
     _, text = run_compare(
-        config, args.episodes, args.seed, args.out, args.policies, command=args.command_line
+        config,
+        args.episodes,
+        args.seed,
+        args.out,
+        args.policies,
+        command=args.command_line,
+        tuned_dir=args.tuned,
     )
     print(text)
     print(f"wrote {args.out / 'episodes.csv'} and {args.out / 'summary.md'}")
