@@ -7,7 +7,7 @@ import pytest
 from stable_baselines3.common.vec_env import VecEnv
 
 from gpu_alloc_env import GpuAllocEnv
-from gpu_alloc_env.baselines import AdaptivePolicy
+from gpu_alloc_env.baselines import AdaptivePolicy, ProvisionedPolicy
 from gpu_alloc_env.scenarios import make_scenario
 from gpu_alloc_env.train.actions import AbsoluteAction, make_action_transform
 from gpu_alloc_env.train.vec_env import BatchVecEnv
@@ -68,6 +68,23 @@ def test_zero_action_of_the_heuristic_parameterisations_is_the_heuristic() -> No
             np.testing.assert_allclose(replicas, policy.predict(obs[None])[0], atol=1e-6)
 
 
+def test_residual_over_the_tuned_constant_starts_at_it() -> None:
+    bursty = make_scenario("bursty")  # the preset, whose tuned constant the package ships
+    transform = make_action_transform(bursty, "residual", residual_scale=0.25, residual_base="provisioned")
+    constant = ProvisionedPolicy(bursty).replicas
+    obs = np.zeros((2, 13 * 4 + 5), np.float32)
+    np.testing.assert_allclose(transform.to_replicas(np.zeros((2, 4)), obs), [constant, constant])
+    # One unit of action moves an agent by a quarter of its max_replicas (4, 2, 6, 4).
+    np.testing.assert_allclose(
+        transform.to_replicas(np.ones((1, 4)), obs[:1]), [constant + np.array([1.0, 0.5, 1.5, 1.0])]
+    )
+    assert transform.spec() == {"action": "residual", "residual_scale": 0.25, "residual_base": "provisioned"}
+    with pytest.raises(
+        ValueError, match=r"residual_base must be one of \['adaptive', 'provisioned'\], got 'kpa'"
+    ):
+        make_action_transform(bursty, "residual", residual_base="kpa")
+
+
 def test_absolute_action_spans_zero_to_max_replicas() -> None:
     transform = AbsoluteAction(CONFIG)
     obs = np.zeros((1, 13 * 4 + 5), np.float32)
@@ -85,7 +102,9 @@ def test_bad_actions_and_options_raise_clearly() -> None:
         venv.step(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match="finite"):
         venv.step(np.full((2, 4), np.nan, np.float32))
-    with pytest.raises(ValueError, match=r"takes options \['residual_scale'\], got \['scale'\]"):
+    with pytest.raises(
+        ValueError, match=r"takes options \['residual_scale', 'residual_base'\], got \['scale'\]"
+    ):
         make_action_transform(CONFIG, "residual", scale=0.5)
     with pytest.raises(ValueError, match=r"max_need_factor must be > 1, got 0\.5"):
         make_action_transform(CONFIG, "need_scale", max_need_factor=0.5)

@@ -6,12 +6,13 @@ parameterisations, chosen per scenario in ``gpu_alloc_env/train/hyperparams.yml`
 | name       | desired replicas of agent n                                                  |
 |------------|------------------------------------------------------------------------------|
 | ``absolute`` | ``(a_n + 1) / 2 x max_replicas_n``: the whole range, learned from scratch   |
-| ``residual`` | the adaptive heuristic's replicas ``+ a_n x residual_scale x max_replicas_n`` |
+| ``residual`` | a baseline's replicas ``+ a_n x residual_scale x max_replicas_n``           |
 | ``need_scale`` | the adaptive heuristic run on its need estimate ``x max_need_factor ** a_n`` |
 
-``residual`` and ``need_scale`` start a policy at the heuristic (zero action), which then learns
+``residual`` and ``need_scale`` start a policy at a baseline (zero action), which then learns
 corrections to it; the environment repairs whatever results into a feasible allocation, as it
-does any action.
+does any action. The baseline of ``residual`` is ``residual_base``: the adaptive heuristic
+(default) or the scenario's tuned provisioned constant.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from numpy.typing import NDArray
 
 from gpu_alloc_env.arrays import FloatArray
 from gpu_alloc_env.baselines.adaptive import AdaptivePolicy
+from gpu_alloc_env.baselines.provisioned import ProvisionedPolicy
 from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.policy import FixedPolicy
 
 
 class ActionTransform(ABC):
@@ -57,22 +60,35 @@ class AbsoluteAction(ActionTransform):
         return replicas
 
 
+RESIDUAL_BASES: tuple[str, ...] = ("adaptive", "provisioned")
+"""Baselines a ``residual`` action can correct."""
+
+
 class ResidualAction(ActionTransform):
-    """Corrections to the adaptive heuristic, up to ``residual_scale x max_replicas`` either way.
+    """Corrections to a baseline, up to ``residual_scale x max_replicas`` either way.
 
     Args:
         config: the scenario.
         residual_scale: largest correction as a fraction of each agent's ``max_replicas``.
+        residual_base: the baseline corrected, ``adaptive`` or ``provisioned`` (the scenario's
+            tuned constant, :class:`ProvisionedPolicy`).
     """
 
     name = "residual"
 
-    def __init__(self, config: ScenarioConfig, residual_scale: float = 0.5) -> None:
+    def __init__(
+        self, config: ScenarioConfig, residual_scale: float = 0.5, residual_base: str = "adaptive"
+    ) -> None:
         super().__init__(config)
         if not 0.0 < residual_scale <= 2.0:
             raise ValueError(f"residual_scale must be in (0, 2], got {residual_scale!r}")
+        if residual_base not in RESIDUAL_BASES:
+            raise ValueError(f"residual_base must be one of {list(RESIDUAL_BASES)}, got {residual_base!r}")
         self.residual_scale = float(residual_scale)
-        self.base = AdaptivePolicy(config)
+        self.residual_base = residual_base
+        self.base: FixedPolicy = (
+            AdaptivePolicy(config) if residual_base == "adaptive" else ProvisionedPolicy(config)
+        )
 
     def to_replicas(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
         """The heuristic's replicas for ``observation`` plus the scaled correction."""
@@ -82,8 +98,12 @@ class ResidualAction(ActionTransform):
         return replicas
 
     def spec(self) -> dict[str, Any]:
-        """Name and scale."""
-        return {"action": self.name, "residual_scale": self.residual_scale}
+        """Name, scale and base."""
+        return {
+            "action": self.name,
+            "residual_scale": self.residual_scale,
+            "residual_base": self.residual_base,
+        }
 
 
 class NeedScaleAction(ActionTransform):
@@ -128,7 +148,7 @@ ACTION_TRANSFORMS: dict[str, type[ActionTransform]] = {
 }
 ACTION_OPTIONS: dict[str, tuple[str, ...]] = {
     "absolute": (),
-    "residual": ("residual_scale",),
+    "residual": ("residual_scale", "residual_base"),
     "need_scale": ("max_need_factor",),
 }
 """The hyperparameters each parameterisation reads."""

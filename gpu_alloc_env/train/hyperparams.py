@@ -26,6 +26,7 @@ ENV_KEYS = (
     "n_envs",
     "action",
     "residual_scale",
+    "residual_base",
     "max_need_factor",
     "normalize_reward",
     "eval_freq_steps",
@@ -71,7 +72,11 @@ def load_hyperparams(
     resolved.update(overrides or {})
     resolved = {key: _number_if_numeric(value) for key, value in resolved.items()}
     _check_hyperparams(resolved, source)
-    for key, action in (("residual_scale", "residual"), ("max_need_factor", "need_scale")):
+    for key, action in (
+        ("residual_scale", "residual"),
+        ("residual_base", "residual"),
+        ("max_need_factor", "need_scale"),
+    ):
         if key in (overrides or {}) and resolved.get("action") != action:
             raise TrainError(
                 f"--hp {key} applies to action={action}, but the run's action is "
