@@ -10,8 +10,9 @@ Three kinds of computed text are refreshed:
 * docs/MODEL.md's ``<!-- validation -->`` block: the report of ``calibration/validate.py``;
 * blocks marked ``<!-- KIND:RESULT -->`` in either document (``results:paper``, ``ppo-claims:ppo-paper``,
   ``generalisation-paired:code``, ...; the kinds are :data:`TABLE_STARTS`): the table of that kind in
-  ``results/RESULT/summary.md``, or for the ``generalisation-*`` kinds in the section of trace RESULT
-  of ``results/generalisation/summary.md`` (``tests/test_results_reproducible.py`` checks the same).
+  ``results/RESULT/summary.md``; for the ``generalisation-*`` kinds in the section of trace RESULT
+  of ``results/generalisation/summary.md``; for the ``benchmark-*`` kinds in
+  ``results/benchmark/RESULT/summary.md`` (``tests/test_results_reproducible.py`` checks the same).
 
 Every replacement is computed before anything is written; a marker of an unknown kind or a table
 missing from its summary stops the script with an error naming the document and the marker.
@@ -47,6 +48,10 @@ TABLE_STARTS: dict[str, str] = {
     "generalisation-results": "| policy",
     "generalisation-paired": "| trained on",
     "generalisation-best": "| trained on",
+    "gap": "| policy | share",
+    "benchmark": "| policy | `",
+    "benchmark-scenario": "| policy | episodes | IQM",
+    "benchmark-ppo": "| criterion | difference",
 }
 """The first characters of the table each block kind shows."""
 
@@ -68,6 +73,9 @@ def summary_table(kind: str, result: str) -> str:
     if kind.startswith("generalisation-"):
         path = ROOT / "results" / "generalisation" / "summary.md"
         section = f"## Held-out part of the `{result}` trace"
+    elif kind.startswith("benchmark-"):
+        path = ROOT / "results" / "benchmark" / result / "summary.md"
+        section = ""
     else:
         path = ROOT / "results" / result / "summary.md"
         section = {"ppo-claims": "## ppo against the adaptive", "best-claims": "## ppo against the best"}.get(

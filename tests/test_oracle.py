@@ -107,6 +107,29 @@ def test_clairvoyant_policy_needs_the_seed_and_respects_the_pool() -> None:
     assert result.allocation_gpus is not None
     assert result.allocation_gpus.sum(axis=1).max() <= SHORT.capacity_gpus
     assert result.metrics["tasks_completed"] > 0
+    # Its twin lived the same episode, and it searched once per 30 s window.
+    assert oracle.twin is not None
+    assert oracle.twin.tasks_completed[0] == env.sim.tasks_completed[0] == result.metrics["tasks_completed"]
+    assert oracle.searches == 2
+    # Out of step with the episode (its twin is at the end): a clear error.
+    obs, _ = env.reset(seed=3)
+    with pytest.raises(RuntimeError, match="twin is at 60 s but the episode at 0 s"):
+        oracle.predict(obs)
+
+
+def test_clairvoyant_candidates_fit_the_pool_and_include_the_fluid_plan() -> None:
+    oracle = ClairvoyantPolicy(SHORT)
+    env = GpuAllocEnv(SHORT)
+    oracle.start_episode(env, 0)
+    obs, _ = env.reset(seed=0)
+    candidates = oracle.candidates(oracle.layout.decode(obs[None]))
+    gpus = np.array([a.tensor_parallel for a in SHORT.agents])
+    assert all(c @ gpus <= SHORT.capacity_gpus and np.all(c >= 0) for c in candidates)
+    assert np.array_equal(candidates[0], oracle.constant)  # the held allocation first
+    assert len({tuple(c) for c in candidates}) == len(candidates)
+    without_plan = ClairvoyantPolicy(SHORT, use_plan=False)
+    without_plan.start_episode(env, 0)
+    assert len(without_plan.candidates(oracle.layout.decode(obs[None]))) <= len(candidates)
 
 
 def test_no_policy_scores_above_the_bound() -> None:

@@ -1,24 +1,30 @@
-"""The offline limit: a clairvoyant planner that knows the episode's arrivals before they happen.
+"""The offline limit: a clairvoyant policy that knows the episode's arrivals before they happen.
 
 Before an episode the evaluation harness calls :meth:`ClairvoyantPolicy.start_episode` with the
-environment and the seed; the policy replays the seed's workload in a private copy of the
-environment (the workload of a seed does not depend on the allocation) and turns every request
-into work arriving at its agent: the plan at the task's arrival, each specialist call after the
-plan's unloaded latency, the aggregation after the slowest call's. A request counts as its
-unloaded latency over that of the agent's mean request, so long prompts weigh more.
+environment and the seed. The policy starts a private twin of the episode: the same scenario and
+seed, so the same workload (which does not depend on the allocation), stepped with the same
+actions, so the same state. Every ``window_s`` it tries candidate allocations on copies of the
+twin, each held for the window and ``lookahead_s`` after it, with the true physics and the true
+future arrivals, and keeps the one with the highest return:
 
-Every ``replan_s`` of the episode it solves the mixed-integer program of
-:mod:`gpu_alloc_env.baselines.fluid_plan` over the next ``horizon_s`` from the state it observes
-(the work in each agent's system, the replicas serving and starting), and asks for the first
-steps of the plan: model-predictive control with a perfect forecast.
+- the allocation it holds now;
+- one replica more, or one fewer, for each agent in turn;
+- the scenario's tuned constant (``provisioned``), when the package has one;
+- the first window of the plan that the mixed-integer program of
+  :mod:`gpu_alloc_env.baselines.fluid_plan` finds for the next ``horizon_s`` over fluid queues,
+  from the state observed and the work the forecast brings (:class:`FluidPlanner`).
 
-**Kind: heuristic.** The plan is optimal for the fluid model only; the simulator scores what it
-achieves, which is a return some policy reaches, not a bound on the best one. The gap to it
-says how far a policy is from what foresight of the arrivals and this planner reach.
+It starts from the tuned constant (the Erlang-C one without a record). Ties keep the allocation
+held. This is model-predictive control with a perfect forecast and a perfect model.
+
+**Kind: heuristic.** The search is local and greedy over windows, so its score is a return some
+policy reaches, not a bound on the best one: the limit lies between it and the relaxation bound
+of :mod:`gpu_alloc_env.baselines.bound`.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -28,62 +34,47 @@ from numpy.typing import NDArray
 from gpu_alloc_env.baselines.adaptive import mean_request_tokens
 from gpu_alloc_env.baselines.fluid_plan import PlanProblem, solve_plan
 from gpu_alloc_env.baselines.forecast import episode_draws
+from gpu_alloc_env.baselines.provisioned import ProvisionedErlangPolicy, ProvisionedPolicy
+from gpu_alloc_env.baselines.tuned import has_tuned
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.closed_loop import sustainable_rate
+from gpu_alloc_env.core.reward import reward
+from gpu_alloc_env.core.simulator import BatchSimulator
 from gpu_alloc_env.observation import DecodedObservation
 from gpu_alloc_env.policy import FixedPolicy, scenario_of
 
 ORACLE_KIND = "heuristic"
-"""What the clairvoyant planner's score is: an achievable return (module docstring)."""
+"""What the clairvoyant policy's score is: an achievable return (module docstring)."""
 
 
-class ClairvoyantPolicy(FixedPolicy):
-    """Rolling-horizon clairvoyant planning (module docstring).
+class FluidPlanner:
+    """Plans replicas over fluid queues from the episode's known work (the MILP's inputs and solve).
 
-    Args:
-        config: the scenario, or the environment that has it.
-        step_s: length of a planning step.
-        horizon_s: how far each plan looks ahead (longer than the slowest cold start).
-        replan_s: how often a new plan is solved.
-        latency_slack: the latency, relative to a lone request's, at which a replica's rate is
-            measured (its rate in the plan).
-        tail_s: seconds of delay charged for each unit of work a plan leaves at its end.
-        mip_rel_gap: relative optimality gap at which each plan's solve stops.
-        time_limit_s: the most seconds one solve may take (its best plan is used).
-
-    The defaults were chosen on two tuning seeds of ``paper``: a latency slack of 2.0 scored
-    -1697 where 1.5 scored -1859 and 3.0 -1820.
+    The forecast turns every request into work arriving at its agent: the plan at the task's
+    arrival, each specialist call after the plan's unloaded latency, the aggregation after the
+    slowest call's. A request counts as its unloaded latency over that of the agent's mean
+    request, so long prompts weigh more; a replica completes the mean requests it sustains at
+    ``latency_slack`` times a lone request's latency.
     """
-
-    name = "oracle"
-    kind = ORACLE_KIND
 
     def __init__(
         self,
-        config: ScenarioConfig | object,
+        config: ScenarioConfig,
         step_s: float = 10.0,
         horizon_s: float = 150.0,
-        replan_s: float = 20.0,
         latency_slack: float = 2.0,
         tail_s: float = 30.0,
         mip_rel_gap: float = 0.01,
         time_limit_s: float = 2.0,
     ) -> None:
-        super().__init__(config)
-        config = self.config
-        interval_s = config.decision_interval_s
-        for label, value in (("step_s", step_s), ("horizon_s", horizon_s), ("replan_s", replan_s)):
-            if not value >= interval_s or not math.isfinite(value):
-                raise ValueError(
-                    f"{label} must be at least the decision interval ({interval_s:g} s), got {value!r}"
-                )
+        self.config = config
         self.step_s = float(step_s)
         self.steps = max(1, round(horizon_s / step_s))
-        self.replan_s = float(replan_s)
         self.tail_s = float(tail_s)
         self.mip_rel_gap = float(mip_rel_gap)
         self.time_limit_s = float(time_limit_s)
         engines = config.deployment.engines
+        self.engines = engines
         means = mean_request_tokens(config)
         self.rate_per_s = np.array(
             [sustainable_rate(e, i, o, latency_slack)[0] for e, (i, o) in zip(engines, means, strict=True)]
@@ -97,22 +88,17 @@ class ClairvoyantPolicy(FixedPolicy):
         self.start_steps = np.array(
             [math.ceil(e.cold_start_s / self.step_s) for e in engines], dtype=np.int64
         )
-        self.engines = engines
         price = config.reward.cost_weight * config.deployment.price_per_gpu_s
         self.release_usd = np.array([price * e.gpus_per_replica * e.cold_start_s for e in engines])
-        self.work: NDArray[np.float64] | None = None
-        self._plan_until_s = -math.inf
-        self._plan_start_s = 0.0
-        self._plan = np.zeros((len(config.agents), 1))
+        self.work = np.zeros((len(config.agents), 1))
 
-    # --------------------------------------------------------------- the forecast
-    def start_episode(self, env: Any, seed: int) -> None:
-        """Read the workload of ``seed`` in a private copy of ``env`` (the same scenario)."""
+    def forecast(self, seed: int) -> None:
+        """Read the work of the episode seeded with ``seed`` (module docstring)."""
         config = self.config
         bins = math.ceil(config.episode_length_s / self.step_s) + self.steps + 1
         work = np.zeros((len(config.agents), bins))
         coordinator = self.engines[0]
-        for draws in episode_draws(scenario_of(env), seed):
+        for draws in episode_draws(config, seed):
             if draws.count == 0:
                 continue
             _, plan_s = coordinator.lone_request_s(draws.plan_input_tokens, draws.plan_output_tokens)
@@ -133,35 +119,18 @@ class ClairvoyantPolicy(FixedPolicy):
             )
             self._add(work, 0, (draws.arrival_s + plan_s + slowest)[called], aggregate_s)
         self.work = work
-        self._plan_until_s = -math.inf
 
     def _add(
         self, work: NDArray[np.float64], agent: int, at_s: NDArray[np.float64], latency_s: NDArray[np.float64]
     ) -> None:
-        """Add requests arriving at ``at_s`` with unloaded ``latency_s`` to ``agent``'s work."""
         bins = np.minimum((at_s / self.step_s).astype(np.int64), work.shape[1] - 1)
         np.add.at(work[agent], bins, latency_s / self.mean_request_s[agent])
 
-    # --------------------------------------------------------------- the plan
-    def allocate(self, obs: DecodedObservation) -> NDArray[np.float64]:
-        """The current step of the latest plan; a new plan every ``replan_s``."""
-        if obs.active_replicas.shape[0] != 1:
-            raise ValueError("the clairvoyant planner acts in one environment at a time (a batch of 1)")
-        if self.work is None:
-            raise RuntimeError(
-                "the clairvoyant planner needs the episode's seed: call start_episode(env, seed) before "
-                "the episode (the evaluation harness does)"
-            )
+    def plan(
+        self, obs: DecodedObservation, gpus: NDArray[np.float64], max_replicas: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """[N, K] replicas per agent and planning step from now, for the first observation of ``obs``."""
         now_s = float(obs.time_s[0])
-        if now_s < self._plan_start_s - 1e-6:
-            self._plan_until_s = -math.inf
-        if now_s >= self._plan_until_s - 1e-6:
-            self._replan(obs, now_s)
-        index = min(int((now_s - self._plan_start_s + 1e-6) / self.step_s), self._plan.shape[1] - 1)
-        return self._plan[:, index][None, :]
-
-    def _replan(self, obs: DecodedObservation, now_s: float) -> None:
-        assert self.work is not None
         first = int(now_s / self.step_s + 1e-6)
         arrivals = self.work[:, first : first + self.steps]
         if arrivals.shape[1] < self.steps:
@@ -177,12 +146,12 @@ class ClairvoyantPolicy(FixedPolicy):
         problem = PlanProblem(
             step_s=self.step_s,
             arrivals=arrivals,
-            backlog=(obs.queued[0] + obs.running[0]),
+            backlog=obs.queued[0] + obs.running[0],
             ready_now=ready_now,
             rate_per_s=self.rate_per_s,
             start_steps=self.start_steps,
-            gpus=self.gpus_per_replica.astype(np.float64),
-            max_replicas=self.max_replicas,
+            gpus=gpus,
+            max_replicas=max_replicas,
             capacity_gpus=float(config.capacity_gpus),
             price_per_gpu_s=config.reward.cost_weight * config.deployment.price_per_gpu_s,
             delay_usd_per_unit_s=config.reward.delay_usd_per_task_s,
@@ -190,7 +159,136 @@ class ClairvoyantPolicy(FixedPolicy):
             held=active + starting,
             release_usd=self.release_usd,
         )
-        plan = solve_plan(problem, self.time_limit_s, self.mip_rel_gap)
-        self._plan = plan.replicas
-        self._plan_start_s = first * self.step_s
-        self._plan_until_s = now_s + self.replan_s
+        return solve_plan(problem, self.time_limit_s, self.mip_rel_gap).replicas
+
+
+class ClairvoyantPolicy(FixedPolicy):
+    """Clairvoyant search over allocations in a twin of the episode (module docstring).
+
+    Args:
+        config: the scenario, or the environment that has it.
+        window_s: how long a chosen allocation is held before the next search.
+        lookahead_s: how long after the window each candidate is simulated, held.
+        use_plan: whether the fluid plan is among the candidates.
+        planner_options: options of :class:`FluidPlanner`.
+    """
+
+    name = "oracle"
+    kind = ORACLE_KIND
+
+    def __init__(
+        self,
+        config: ScenarioConfig | object,
+        window_s: float = 30.0,
+        lookahead_s: float = 90.0,
+        use_plan: bool = True,
+        **planner_options: Any,
+    ) -> None:
+        super().__init__(config)
+        config = self.config
+        interval_s = config.decision_interval_s
+        for label, value in (("window_s", window_s), ("lookahead_s", lookahead_s)):
+            if not value >= interval_s or not math.isfinite(value):
+                raise ValueError(
+                    f"{label} must be at least the decision interval ({interval_s:g} s), got {value!r}"
+                )
+        self.window_steps = max(1, round(window_s / interval_s))
+        self.lookahead_steps = max(0, round(lookahead_s / interval_s))
+        self.planner = FluidPlanner(config, **planner_options) if use_plan else None
+        start = (
+            ProvisionedPolicy(config) if has_tuned(config, "provisioned") else ProvisionedErlangPolicy(config)
+        )
+        self.constant = start.replicas.copy()
+        self.constant_is_tuned = type(start) is ProvisionedPolicy
+        self.twin: BatchSimulator | None = None
+        self.current = self.constant.copy()
+        self._next_search_step = 0
+        self.searches = 0
+
+    def start_episode(self, env: Any, seed: int) -> None:
+        """Start the twin of the episode of ``env``'s scenario seeded with ``seed``."""
+        from gpu_alloc_env.env import GpuAllocEnv
+
+        scenario = scenario_of(env)
+        if scenario != self.config:
+            raise ValueError(
+                f"the clairvoyant policy was built for scenario {self.config.name!r}; the environment runs "
+                f"{scenario.name!r} with other settings"
+            )
+        twin_env = GpuAllocEnv(scenario)
+        twin_env.reset(seed=seed)
+        self.twin = twin_env.sim
+        if self.planner is not None:
+            self.planner.forecast(seed)
+        self.current = self.constant.copy()
+        self._next_search_step = 0
+
+    def allocate(self, obs: DecodedObservation) -> NDArray[np.float64]:
+        """The allocation chosen by the latest search; a new search every ``window_s``."""
+        if obs.active_replicas.shape[0] != 1:
+            raise ValueError("the clairvoyant policy acts in one environment at a time (a batch of 1)")
+        if self.twin is None:
+            raise RuntimeError(
+                "the clairvoyant policy needs the episode's seed: call start_episode(env, seed) before the "
+                "episode (the evaluation harness does)"
+            )
+        twin = self.twin
+        if abs(float(twin.time_s[0]) - float(obs.time_s[0])) > 0.5 * self.config.decision_interval_s:
+            raise RuntimeError(
+                f"the clairvoyant policy's twin is at {float(twin.time_s[0]):g} s but the episode at "
+                f"{float(obs.time_s[0]):g} s: call start_episode(env, seed) with the episode's seed, and "
+                "apply every action the policy returns"
+            )
+        step = int(twin.step_count[0])
+        if step >= self._next_search_step:
+            self.current = self._search(obs)
+            self._next_search_step = step + self.window_steps
+        action: NDArray[np.float64] = self.current.copy()[None, :]
+        twin.step(action)
+        return action
+
+    def candidates(self, obs: DecodedObservation) -> list[NDArray[np.float64]]:
+        """The allocations tried at a search, the one held first (module docstring)."""
+        options = [self.current, self.constant]
+        for n in range(self.current.size):
+            for change in (1.0, -1.0):
+                moved = self.current.copy()
+                moved[n] += change
+                options.append(moved)
+        if self.planner is not None:
+            plan = self.planner.plan(obs, self.gpus_per_replica.astype(np.float64), self.max_replicas)
+            options.append(plan[:, 0])
+        fits = []
+        seen: set[tuple[float, ...]] = set()
+        for option in options:
+            key = tuple(option.tolist())
+            gpus = float(option @ self.gpus_per_replica)
+            if (
+                key in seen
+                or np.any(option < 0)
+                or np.any(option > self.max_replicas)
+                or gpus > self.capacity_gpus
+            ):
+                continue
+            seen.add(key)
+            fits.append(option)
+        return fits
+
+    def _search(self, obs: DecodedObservation) -> NDArray[np.float64]:
+        """The candidate whose window and lookahead, simulated in copies of the twin, return the most."""
+        assert self.twin is not None
+        twin = self.twin
+        shared = {id(twin.replay): twin.replay, id(twin.config): twin.config, id(twin.params): twin.params}
+        best, best_return = self.current, -math.inf
+        for option in self.candidates(obs):
+            trial = copy.deepcopy(twin, memo=dict(shared))
+            total = 0.0
+            for _ in range(self.window_steps + self.lookahead_steps):
+                if bool(trial.done[0]):
+                    break
+                total += float(reward(self.config, trial.step(option[None, :]))[0])
+            if total > best_return + 1e-9:
+                best, best_return = option, total
+        self.searches += 1
+        chosen: NDArray[np.float64] = best.copy()
+        return chosen

@@ -68,8 +68,27 @@ HEADLINE: tuple[Claim, ...] = (
     Claim("lower latency than static", "task_latency_mean_s", "adaptive", "static", 1.0, True),
     Claim("lower cost per task than static", "cost_per_1k_tasks_usd", "adaptive", "static", 1.0, True),
     Claim("higher GPU utilisation than static", "gpu_utilization", "adaptive", "static", 1.0, False),
+    Claim(
+        "throughput of the tuned constant", "throughput_tasks_per_s", "adaptive", "provisioned", 0.95, False
+    ),
+    Claim(
+        "lower latency than the tuned constant", "task_latency_mean_s", "adaptive", "provisioned", 1.0, True
+    ),
+    Claim(
+        "lower cost per task than the tuned constant",
+        "cost_per_1k_tasks_usd",
+        "adaptive",
+        "provisioned",
+        1.0,
+        True,
+    ),
+    Claim("lower latency than Knative's KPA", "task_latency_mean_s", "adaptive", "autoscaler", 1.0, True),
+    Claim(
+        "lower cost per task than Knative's KPA", "cost_per_1k_tasks_usd", "adaptive", "autoscaler", 1.0, True
+    ),
 )
-"""The paper's headline, as measurable per-seed ratios."""
+"""The paper's headline, as measurable per-seed ratios; the last five ask the same of the baselines a
+platform engineer would deploy (the tuned constant and the tuned KPA autoscaler)."""
 
 
 def headline_table(results: Sequence[EpisodeResult]) -> str:
