@@ -85,6 +85,17 @@ def test_tuned_records_are_found_by_scenario_and_fingerprint(tmp_path: Path) -> 
         load_tuned(PAPER.replace(name="nameless"), "provisioned")
 
 
+def test_a_scenario_read_back_from_json_keeps_its_fingerprint() -> None:
+    # A run folder stores its scenario as JSON (sorted keys, whole numbers as ints); the settings
+    # tuned for the scenario must still apply to it when it is read back.
+    for name in ("paper", "trace-conv-held-out"):
+        config = make_scenario(name)
+        text = json.dumps(config.to_dict(), sort_keys=True)
+        back = type(config).from_dict(json.loads(text.replace(".0,", ",")))
+        assert back == config and fingerprint(back) == fingerprint(config)
+    assert fingerprint(PAPER.replace(capacity_gpus=20)) != fingerprint(PAPER)
+
+
 class Feed:
     """Drives an autoscaler one decision at a time with chosen concurrency and ready replicas."""
 

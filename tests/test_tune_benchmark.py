@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from gpu_alloc_env.baselines import ProvisionedPolicy
+from gpu_alloc_env.config import ConfigError
 from gpu_alloc_env.evaluation import EpisodeResult
-from gpu_alloc_env.limits import gap_shares, gap_table
+from gpu_alloc_env.limits import gap_shares, gap_table, worst_baseline
 from gpu_alloc_env.scenarios import make_scenario
 from gpu_alloc_env.seeds import TUNING_SEED_BASE
 from gpu_alloc_env.stats import improvement_ci95, probability_of_improvement, stratified_bootstrap_ci95
@@ -72,24 +73,40 @@ def result(policy: str, seed: int, value: float) -> EpisodeResult:
     return EpisodeResult(policy, seed, value, 1, {})
 
 
-def test_gap_shares_run_from_the_worst_policy_to_the_bound() -> None:
+def test_gap_shares_run_from_the_worst_baseline_to_the_bound() -> None:
     results = [
-        result("worst", 0, -100.0),
-        result("mid", 0, -60.0),
-        result("worst", 1, -50.0),
-        result("mid", 1, -50.0),
+        result("round_robin", 0, -100.0),
+        result("static", 0, -60.0),
+        result("round_robin", 1, -50.0),
+        result("static", 1, -50.0),
+        result("ppo", 0, -200.0),  # a learned policy below every baseline is not the zero
     ]
     bounds = {0: -20.0, 1: -10.0}
-    shares = gap_shares(results, bounds, "worst")
-    assert shares["mid"] == pytest.approx([0.5, 0.0])
-    assert shares["worst"] == pytest.approx([0.0, 0.0])
+    assert worst_baseline(results) == "round_robin"
+    shares = gap_shares(results, bounds, "round_robin")
+    assert shares["static"] == pytest.approx([0.5, 0.0])
+    assert shares["round_robin"] == pytest.approx([0.0, 0.0])
+    assert shares["ppo"] == pytest.approx([-1.25])
     table = gap_table(results, bounds)
-    assert "relaxation bound" in table and "| mid |" in table
+    assert "relaxation bound" in table and "(`round_robin`)" in table and "| static |" in table
+    assert "undefined without a baseline" in gap_table([result("ppo", 0, -50.0)], bounds)
+    with pytest.raises(ValueError, match=r"static scored -5\.000 on seed 0, above the relaxation bound"):
+        gap_shares([*results, result("static", 0, -5.0)], bounds, "round_robin")
 
 
 def test_benchmark_writes_every_file(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match="no tuned settings for provisioned, autoscaler; run `gpu-alloc tune"
+    ):
+        run_benchmark(SMALL, [], 2, tmp_path)
     text = run_benchmark(
-        SMALL, [], 2, tmp_path, first_seed=TUNING_SEED_BASE, command="gpu-alloc benchmark (test)"
+        SMALL,
+        [],
+        2,
+        tmp_path,
+        first_seed=TUNING_SEED_BASE,
+        command="gpu-alloc benchmark (test)",
+        require_tuned=False,
     )
     folder = tmp_path / SMALL.name
     with (folder / "episodes.csv").open() as handle:
@@ -97,6 +114,6 @@ def test_benchmark_writes_every_file(tmp_path: Path) -> None:
     # No tuned settings for this small pool: the tuned baselines are not run, the others are.
     assert policies == {"static", "round_robin", "adaptive", "oracle"}
     assert (folder / "bounds.csv").is_file() and (tmp_path / "performance_profile.png").stat().st_size > 0
-    assert "Best deployable baseline" in text and "relaxation bound" in text
+    assert "Best deployable baseline" in text and "relaxation bound" in text and "seeds won" in text
     aggregate = (tmp_path / "summary.md").read_text()
     assert f"`{SMALL.name}`" in aggregate and "| oracle |" in aggregate

@@ -54,7 +54,7 @@ def make_baseline(name: str, config: ScenarioConfig | object, tuned_dir: Path | 
     """
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
-    if name in TUNED_BASELINES:
+    if name in TUNED_BASELINES or name in CLAIRVOYANT:
         return BASELINES[name](config, tuned_dir=tuned_dir)
     return BASELINES[name](config)
 

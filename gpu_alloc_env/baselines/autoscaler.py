@@ -7,8 +7,8 @@ Per agent, every decision, as ``pkg/autoscaler/scaling/autoscaler.go`` of knativ
 3. desired replicas: ``ceil(average / target)``, with ``target`` the target concurrency per replica
    times the target utilisation (Knative: 100 x 70%);
 4. panic when the panic-window desire reaches ``panic_threshold`` (200%) of the ready replicas;
-   while panicking (until a stable window passes without that) the panic desire is used and the
-   replicas never go down;
+   while panicking (until a stable window passes without that) the larger of the two desires is
+   used and the replicas never go down;
 5. limits per decision: up to ``max_scale_up_rate`` (1000x) and down to ``1 / max_scale_down_rate``
    (half) of the ready replicas;
 6. scale to zero only after the stable window held no traffic and the grace period (30 s) passed;
@@ -22,6 +22,11 @@ tuning seeds; the other settings keep Knative's defaults.
 
 The policy keeps its windows between calls, one row per environment of the batch, and starts a
 row afresh when that environment's clock goes back (a new episode).
+
+Two departures from Knative, both small at a 1 s decision interval: the concurrency is sampled at
+the end of each interval, where Knative's queue-proxy averages it over each second; and the
+replica is kept for the whole grace period, where Knative's 30 s is an upper limit it cuts short
+once the activator is back in the request path (to zero about 60 to 90 s after the last request).
 """
 
 from __future__ import annotations
@@ -83,13 +88,23 @@ class AutoscalerPolicy(FixedPolicy):
                 )
             record = load_tuned(self.config, self.name, tuned_dir)
             target_concurrency = record.settings["target_concurrency"]
+            if len(target_concurrency) != n:
+                raise ValueError(
+                    f"the tuned autoscaler record of scenario {self.config.name!r} has "
+                    f"{len(target_concurrency)} targets for {n} agents; tune it again (gpu-alloc tune)"
+                )
             self.source = f"tuned on {record.tuned_on}, seeds {record.seeds[0]}..{record.seeds[-1]}"
         elif target_concurrency is None:
             target_concurrency = KNATIVE_TARGET_CONCURRENCY
             self.source = "Knative defaults"
         else:
             self.source = "given"
-        targets = np.broadcast_to(np.asarray(target_concurrency, dtype=np.float64), (n,)).copy()
+        targets = np.asarray(target_concurrency, dtype=np.float64)
+        if targets.ndim > 1 or targets.size not in (1, n):
+            raise ValueError(
+                f"target_concurrency needs one value or one per agent ({n}), got {targets.tolist()}"
+            )
+        targets = np.broadcast_to(targets, (n,)).copy()
         if targets.ndim != 1 or not np.all(np.isfinite(targets)) or not np.all(targets > 0.0):
             raise ValueError(f"target_concurrency must be positive and finite, got {targets.tolist()}")
         positive = {
@@ -164,16 +179,17 @@ class AutoscalerPolicy(FixedPolicy):
         want_panic = np.ceil(panic / self.target_per_replica - 1e-9)
         most = np.ceil(self.max_scale_up_rate * np.maximum(ready, 1.0))
         least = np.floor(ready / self.max_scale_down_rate)
+        over = want_panic / np.maximum(ready, 1.0) >= self.panic_threshold
         want_stable = np.clip(want_stable, least, most)
         want_panic = np.clip(want_panic, least, most)
 
-        over = want_panic / np.maximum(ready, 1.0) >= self.panic_threshold
         now = np.broadcast_to(now_s[:, None], over.shape)
         self._panic_since_s = np.where(over, now, self._panic_since_s)
         calm = now - self._panic_since_s > self.stable_window_s
         self._panic_since_s = np.where(calm, np.nan, self._panic_since_s)
         panicking = ~np.isnan(self._panic_since_s)
-        self._panic_floor = np.where(panicking, np.maximum(self._panic_floor, want_panic), 0.0)
+        wanted = np.maximum(want_panic, want_stable)
+        self._panic_floor = np.where(panicking, np.maximum(self._panic_floor, wanted), 0.0)
         desired = np.where(panicking, self._panic_floor, want_stable)
 
         self._last_traffic_s = np.where(concurrency > 0.0, now, self._last_traffic_s)

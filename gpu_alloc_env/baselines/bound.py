@@ -15,7 +15,8 @@ A request's busy GPU-seconds are bounded from the iteration-time model
 ``comm_s_per_token`` for each token, the other terms being non-negative, so a request with ``i``
 prompt and ``o`` output tokens, in ``o`` or more iterations and over ``i + o - 1`` tokens, takes at
 least ``gpus x (o (per_sequence_s + head_s_per_sequence) + (i + o - 1)(linear_s_per_token +
-comm_s_per_token))`` GPU-seconds, whatever it shares its iterations with.
+comm_s_per_token))`` GPU-seconds, whatever it shares its iterations with (its tokens cut, as the
+simulator cuts them, to the longest request a replica accepts).
 
 Everything else a policy pays (cold starts, idle and kept-alive replicas, billing increments,
 queueing, batching slow-down, preemption) only lowers the return, so the sum over tasks, in reward
@@ -29,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpu_alloc_env.arrays import FloatArray
-from gpu_alloc_env.baselines.forecast import episode_draws, task_unloaded_latency_s
+from gpu_alloc_env.baselines.forecast import episode_draws, served_tokens, task_unloaded_latency_s
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.workload import TaskDraws
 
@@ -41,8 +42,8 @@ def _busy_gpu_s(config: ScenarioConfig, agent: int, inputs: FloatArray, outputs:
     """Least GPU-seconds of iterations the requests of ``agent`` need (module docstring)."""
     engine = config.deployment.engines[agent]
     c = engine.coefficients
-    prompt = np.maximum(inputs, 1.0)
-    output = np.maximum(outputs, 1.0)
+    prompt, output = served_tokens(config, agent, inputs, outputs)
+    output = np.maximum(output, 1.0)
     per_request = output * (c.per_sequence_s + c.head_s_per_sequence) + (prompt + output - 1.0) * (
         c.linear_s_per_token + c.comm_s_per_token
     )

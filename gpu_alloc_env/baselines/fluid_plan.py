@@ -88,13 +88,19 @@ class PlanProblem:
 
 @dataclass(frozen=True)
 class FluidPlan:
-    """The optimum of a :class:`PlanProblem`: [N, K] replicas, ready replicas, work served and left."""
+    """The solution of a :class:`PlanProblem`: [N, K] replicas, ready replicas, work served and left.
+
+    ``optimal`` is False when the solver stopped at its time limit: the plan is then the best it
+    found, ``objective_usd`` its cost and ``mip_gap`` how far that may be from the optimum.
+    """
 
     replicas: NDArray[np.float64]
     ready: NDArray[np.float64]
     served: NDArray[np.float64]
     backlog: NDArray[np.float64]
     objective_usd: float
+    optimal: bool = True
+    mip_gap: float = 0.0
 
 
 def solve_plan(problem: PlanProblem, time_limit_s: float = 10.0, mip_rel_gap: float = 1e-4) -> FluidPlan:
@@ -173,4 +179,6 @@ def solve_plan(problem: PlanProblem, time_limit_s: float = 10.0, mip_rel_gap: fl
         served=values[:, :, SERVED],
         backlog=values[:, :, BACKLOG],
         objective_usd=float(result.fun),
+        optimal=int(result.status) == 0,
+        mip_gap=float(getattr(result, "mip_gap", 0.0) or 0.0),
     )

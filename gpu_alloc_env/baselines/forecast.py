@@ -23,13 +23,22 @@ def episode_draws(config: ScenarioConfig, seed: int) -> list[TaskDraws]:
     stream = probe.sim.streams[0]
     if stream is None:
         raise RuntimeError("the probe environment has no workload after reset")
-    draws = []
-    t = 0.0
     dt = config.decision_interval_s
-    while t < config.episode_length_s - 1e-9:
-        draws.append(stream.draw(t, t + dt))
-        t = t + dt
-    return draws
+    # The simulator's interval k runs from k dt to (k + 1) dt.
+    return [stream.draw(k * dt, (k + 1) * dt) for k in range(config.episode_steps)]
+
+
+def served_tokens(
+    config: ScenarioConfig, agent: int, prompt: FloatArray, output: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The prompt and output tokens the requests of ``agent`` are served with.
+
+    Cut, as the simulator cuts them, to the longest request a replica accepts (``max_model_len``).
+    """
+    limit = float(config.deployment.engines[agent].max_model_len)
+    cut_prompt: FloatArray = np.minimum(np.maximum(prompt, 1.0), limit - 1.0)
+    cut_output: FloatArray = np.minimum(output, limit - cut_prompt)
+    return cut_prompt, cut_output
 
 
 def task_unloaded_latency_s(config: ScenarioConfig, draws: TaskDraws) -> FloatArray:

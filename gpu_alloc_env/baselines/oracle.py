@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from numpy.typing import NDArray
 
 from gpu_alloc_env.baselines.adaptive import mean_request_tokens
 from gpu_alloc_env.baselines.fluid_plan import PlanProblem, solve_plan
-from gpu_alloc_env.baselines.forecast import episode_draws
+from gpu_alloc_env.baselines.forecast import episode_draws, served_tokens
 from gpu_alloc_env.baselines.provisioned import ProvisionedErlangPolicy, ProvisionedPolicy
 from gpu_alloc_env.baselines.tuned import has_tuned
 from gpu_alloc_env.config import ScenarioConfig
@@ -101,21 +102,28 @@ class FluidPlanner:
         for draws in episode_draws(config, seed):
             if draws.count == 0:
                 continue
-            _, plan_s = coordinator.lone_request_s(draws.plan_input_tokens, draws.plan_output_tokens)
+            config_ = self.config
+            _, plan_s = coordinator.lone_request_s(
+                *served_tokens(config_, 0, draws.plan_input_tokens, draws.plan_output_tokens)
+            )
             self._add(work, 0, draws.arrival_s, plan_s)
             slowest = np.zeros(draws.count)
             called = np.zeros(draws.count, dtype=bool)
             for agent in np.unique(draws.call_agent):
                 mine = draws.call_agent == agent
                 _, call_s = self.engines[agent].lone_request_s(
-                    draws.call_input_tokens[mine], draws.call_output_tokens[mine]
+                    *served_tokens(
+                        config_, int(agent), draws.call_input_tokens[mine], draws.call_output_tokens[mine]
+                    )
                 )
                 tasks = draws.call_task[mine]
                 self._add(work, int(agent), draws.arrival_s[tasks] + plan_s[tasks], call_s)
                 np.maximum.at(slowest, tasks, call_s)
                 called[tasks] = True
             _, aggregate_s = coordinator.lone_request_s(
-                draws.plan_input_tokens[called], draws.aggregate_output_tokens[called]
+                *served_tokens(
+                    config_, 0, draws.plan_input_tokens[called], draws.aggregate_output_tokens[called]
+                )
             )
             self._add(work, 0, (draws.arrival_s + plan_s + slowest)[called], aggregate_s)
         self.work = work
@@ -170,6 +178,8 @@ class ClairvoyantPolicy(FixedPolicy):
         window_s: how long a chosen allocation is held before the next search.
         lookahead_s: how long after the window each candidate is simulated, held.
         use_plan: whether the fluid plan is among the candidates.
+        tuned_dir: a directory of tuned records searched before the package's own (for the
+            constant it starts from).
         planner_options: options of :class:`FluidPlanner`.
     """
 
@@ -182,6 +192,7 @@ class ClairvoyantPolicy(FixedPolicy):
         window_s: float = 30.0,
         lookahead_s: float = 90.0,
         use_plan: bool = True,
+        tuned_dir: Path | None = None,
         **planner_options: Any,
     ) -> None:
         super().__init__(config)
@@ -204,6 +215,7 @@ class ClairvoyantPolicy(FixedPolicy):
         self.current = self.constant.copy()
         self._next_search_step = 0
         self.searches = 0
+        self.plans_failed = 0
 
     def start_episode(self, env: Any, seed: int) -> None:
         """Start the twin of the episode of ``env``'s scenario seeded with ``seed``."""
@@ -239,6 +251,16 @@ class ClairvoyantPolicy(FixedPolicy):
                 f"{float(obs.time_s[0]):g} s: call start_episode(env, seed) with the episode's seed, and "
                 "apply every action the policy returns"
             )
+        view = twin.view(copy=False)
+        if not np.allclose(view.active[0], obs.active_replicas[0], atol=0.01) or not np.allclose(
+            view.starting[0], obs.starting_replicas[0], atol=0.01
+        ):
+            raise RuntimeError(
+                f"the clairvoyant policy's twin holds replicas {view.active[0].tolist()} serving and "
+                f"{view.starting[0].tolist()} starting, the episode {obs.active_replicas[0].tolist()} and "
+                f"{obs.starting_replicas[0].tolist()}: call start_episode(env, seed) with the episode's "
+                "seed, and apply every action the policy returns"
+            )
         step = int(twin.step_count[0])
         if step >= self._next_search_step:
             self.current = self._search(obs)
@@ -256,8 +278,12 @@ class ClairvoyantPolicy(FixedPolicy):
                 moved[n] += change
                 options.append(moved)
         if self.planner is not None:
-            plan = self.planner.plan(obs, self.gpus_per_replica.astype(np.float64), self.max_replicas)
-            options.append(plan[:, 0])
+            try:
+                plan = self.planner.plan(obs, self.gpus_per_replica.astype(np.float64), self.max_replicas)
+            except RuntimeError:  # no plan within the time limit: the other candidates remain
+                self.plans_failed += 1
+            else:
+                options.append(plan[:, 0])
         fits = []
         seen: set[tuple[float, ...]] = set()
         for option in options:
@@ -278,7 +304,8 @@ class ClairvoyantPolicy(FixedPolicy):
         """The candidate whose window and lookahead, simulated in copies of the twin, return the most."""
         assert self.twin is not None
         twin = self.twin
-        shared = {id(twin.replay): twin.replay, id(twin.config): twin.config, id(twin.params): twin.params}
+        config = twin.config
+        shared = {id(x): x for x in (twin.replay, config, config.workload, twin.params)}
         best, best_return = self.current, -math.inf
         for option in self.candidates(obs):
             trial = copy.deepcopy(twin, memo=dict(shared))

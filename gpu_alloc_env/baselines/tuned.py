@@ -11,8 +11,10 @@ never applied to a scenario that shares the name but not the settings it was tun
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,27 @@ PACKAGED_TUNED_DIR = Path(__file__).resolve().parent.parent / "data" / "tuned"
 """Where the package keeps the tuned settings of its preset scenarios."""
 
 
+def _canonical(value: Any) -> Any:
+    """``value`` with mappings sorted and numbers as floats, so equal settings serialise alike."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): _canonical(item) for key, item in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item) for item in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def fingerprint(config: ScenarioConfig) -> str:
-    """A short hash of every setting of ``config``: equal fingerprints, equal scenarios."""
-    return hashlib.sha256(repr(config).encode()).hexdigest()[:16]
+    """A short hash of every setting of ``config``: equal scenarios, equal fingerprints.
+
+    Mappings are compared sorted and numbers as floats, so a configuration read back from a run
+    folder's JSON has the fingerprint of the one it was written from.
+    """
+    text = json.dumps(_canonical(config), sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

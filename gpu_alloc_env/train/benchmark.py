@@ -27,12 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from gpu_alloc_env.baselines import available_baselines
+from gpu_alloc_env.baselines import TUNED_BASELINES, available_baselines
 from gpu_alloc_env.baselines.bound import BOUND_KIND
 from gpu_alloc_env.baselines.oracle import ORACLE_KIND
-from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.config import ConfigError, ScenarioConfig
+from gpu_alloc_env.core.metrics import EPISODE_METRICS
 from gpu_alloc_env.evaluation import EpisodeResult, format_interval, write_rows_csv
-from gpu_alloc_env.limits import gap_shares, seed_bounds, worst_policy
+from gpu_alloc_env.limits import gap_shares, seed_bounds, worst_baseline
 from gpu_alloc_env.seeds import EVALUATION_SEED_BASE
 from gpu_alloc_env.stats import bootstrap_ci95, improvement_ci95, iqm, stratified_bootstrap_ci95
 from gpu_alloc_env.train.comparison import LEARNED, Scored, criteria_rows, groups_of
@@ -77,6 +78,17 @@ def best_deployable(scored: Sequence[Scored]) -> str:
     return max(returns, key=lambda p: returns[p])
 
 
+def seeds_won(results: Sequence[EpisodeResult], policy: str, reference: str) -> float:
+    """Share of ``policy``'s episodes scoring above ``reference`` on the same seed (ties: half)."""
+    theirs = {r.seed: r.episode_return for r in results if r.policy == reference}
+    wins = [
+        float(r.episode_return > theirs[r.seed]) + 0.5 * float(r.episode_return == theirs[r.seed])
+        for r in results
+        if r.policy == policy and r.seed in theirs
+    ]
+    return float(np.mean(wins)) if wins else float("nan")
+
+
 def scenario_summary(
     scored: Sequence[Scored],
     bounds: dict[int, float],
@@ -87,7 +99,7 @@ def scenario_summary(
     """The ``summary.md`` of one scenario (module docstring)."""
     results = [item.result for item in scored]
     best = best_deployable(scored)
-    worst = worst_policy(results)
+    worst = worst_baseline(results) or best
     shares = gap_shares(results, bounds, worst)
     best_returns = [v for g in groups_of(scored, best, "episode_return") for v in g]
     lines = [
@@ -102,11 +114,12 @@ def scenario_summary(
         f"it), mean {np.mean(list(bounds.values())):.1f}. Share: of the way from `{worst}` to the bound.",
         "",
         f"Best deployable baseline: **{best}**. P(improvement): rliable's probability that an episode "
-        f"of the policy scores above one of `{best}`.",
+        f"of the policy scores above one of `{best}` (episodes unpaired); seeds won: the share of "
+        f"seeds (and runs) on which it scores above `{best}` on the same workload (ties count half).",
         "",
         "| policy | episodes | IQM return | p95 latency s | cost $/1k tasks | SLO attainment | "
-        "IQM share to bound | P(improvement) over best |",
-        "|---|---|---|---|---|---|---|---|",
+        "IQM share to bound | P(improvement) over best | seeds won |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for policy in [p for p in POLICY_ORDER if any(r.policy == p for r in results)]:
         groups = groups_of(scored, policy, "episode_return")
@@ -148,8 +161,15 @@ def run_benchmark(
     oracle: bool = True,
     command: str | None = None,
     progress: bool | None = None,
+    tuned_dir: Path | None = None,
+    require_tuned: bool = True,
 ) -> str:
-    """Benchmark one scenario into ``out_root/<scenario>`` and refresh the aggregate; its summary."""
+    """Benchmark one scenario into ``out_root/<scenario>`` and refresh the aggregate; its summary.
+
+    Raises:
+        ConfigError: with ``require_tuned``, when the scenario has no tuned settings for
+            ``provisioned`` or ``autoscaler`` (the benchmark judges against the strongest baselines).
+    """
     if episodes < 2:
         raise ValueError(f"--episodes must be at least 2 for intervals, got {episodes}")
     command = command or shlex.join(["gpu-alloc", *sys.argv[1:]])
@@ -157,8 +177,15 @@ def run_benchmark(
     runs = load_runs(run_dirs, model)
     for run in runs:
         run.check_compatible(config)
-    names = [p for p in available_baselines(config) if p in DEPLOYABLE] + (["oracle"] if oracle else [])
-    scored = score(runs, names, config, seeds, progress)
+    names = [p for p in available_baselines(config, tuned_dir) if p in DEPLOYABLE]
+    missing = [p for p in TUNED_BASELINES if p not in names]
+    if missing and require_tuned:
+        raise ConfigError(
+            f"scenario {config.name!r} has no tuned settings for {', '.join(missing)}; run `gpu-alloc tune "
+            f"--scenario {config.name} --out DIR` (with the same --set options) and pass --tuned DIR"
+        )
+    names += ["oracle"] if oracle else []
+    scored = score(runs, names, config, seeds, progress, tuned_dir)
     bounds = seed_bounds(config, seeds)
     out = out_root / config.name
     write_csv(scored, out / "episodes.csv")
@@ -173,39 +200,79 @@ def run_benchmark(
     return text
 
 
-def read_scenario(folder: Path) -> tuple[list[EpisodeResult], dict[int, float]]:
-    """The episodes (returns only) and bounds a scenario's folder holds."""
+def read_scenario(folder: Path) -> tuple[list[Scored], dict[int, float]]:
+    """The episodes and bounds a scenario's folder holds (as :func:`run_benchmark` wrote them)."""
+    scored = []
     with (folder / "episodes.csv").open() as handle:
-        results = [
-            EpisodeResult(
-                row["policy"], int(row["seed"]), float(row["episode_return"]), int(row["episode_steps"]), {}
+        for row in csv.DictReader(handle):
+            metrics = {key: float(value) for key, value in row.items() if key in EPISODE_METRICS}
+            result = EpisodeResult(
+                row["policy"],
+                int(row["seed"]),
+                float(row["episode_return"]),
+                int(row["episode_steps"]),
+                metrics,
             )
-            for row in csv.DictReader(handle)
-        ]
+            seed = row["train_seed"]
+            scored.append(Scored(result, row["run"], int(seed) if seed else None))
     with (folder / "bounds.csv").open() as handle:
         bounds = {int(row["seed"]): float(row["return_bound"]) for row in csv.DictReader(handle)}
-    return results, bounds
+    return scored, bounds
+
+
+def per_seed_means(results: Sequence[EpisodeResult]) -> list[EpisodeResult]:
+    """One result per policy and seed: a policy with several runs (PPO) counts their mean return.
+
+    So every policy has as many episodes in every scenario, and the pooled statistics weigh the
+    scenarios alike.
+    """
+    returns: dict[tuple[str, int], list[float]] = {}
+    for r in results:
+        returns.setdefault((r.policy, r.seed), []).append(r.episode_return)
+    return [EpisodeResult(policy, seed, float(np.mean(v)), 0, {}) for (policy, seed), v in returns.items()]
+
+
+def ppo_rows(scored_by_scenario: dict[str, list[Scored]]) -> list[str]:
+    """Markdown rows: per scenario with PPO runs, PPO against the best deployable baseline, paired."""
+    rows = []
+    for scenario, scored in scored_by_scenario.items():
+        if not any(item.result.policy == LEARNED for item in scored):
+            continue
+        best = best_deployable(scored)
+        cells = criteria_rows(scored, LEARNED, best)
+        runs = len({item.run for item in scored if item.result.policy == LEARNED})
+        verdicts = ", ".join(verdict for _, _, verdict in cells)
+        rows.append(
+            f"| `{scenario}` | {runs} | {best} | "
+            + " | ".join(cell for _, cell, _ in cells)
+            + f" | {verdicts} |"
+        )
+    return rows
 
 
 def write_aggregate(out_root: Path) -> str:
     """``summary.md`` and ``performance_profile.png`` over every scenario folder in ``out_root``."""
     shares: dict[str, dict[str, list[float]]] = {}
+    scored_by_scenario: dict[str, list[Scored]] = {}
     folders = [out_root / name for name in BENCHMARK_SCENARIOS if (out_root / name / "bounds.csv").is_file()]
     extra = sorted(
         f for f in out_root.iterdir() if f.is_dir() and (f / "bounds.csv").is_file() and f not in folders
     )
     for folder in folders + extra:
-        results, bounds = read_scenario(folder)
-        shares[folder.name] = gap_shares(results, bounds, worst_policy(results))
+        scored, bounds = read_scenario(folder)
+        results = [item.result for item in scored]
+        scored_by_scenario[folder.name] = scored
+        shares[folder.name] = gap_shares(per_seed_means(results), bounds, worst_baseline(results) or "static")
     policies = [p for p in POLICY_ORDER if any(p in s for s in shares.values())]
     lines = [
         "# Benchmark: every policy on every scenario",
         "",
         "Commands: `results/regenerate.sh` (one `gpu-alloc benchmark` per scenario; each scenario's "
-        "`summary.md` names its own). Cells: interquartile mean of the per-episode share of the way "
-        f"from the scenario's worst policy to its {BOUND_KIND} (0: the worst policy, 1: the bound, "
-        "which no policy reaches), with 95% bootstrap intervals; the last column pools the scenarios "
-        "with a stratified bootstrap (episodes resampled within each scenario).",
+        "`summary.md` names its own). Cells: interquartile mean of the per-seed share of the way "
+        f"from the scenario's worst baseline to its {BOUND_KIND} (0: the worst baseline, 1: the bound, "
+        "which no policy reaches; PPO: the mean of its runs on each seed), with 95% bootstrap "
+        "intervals; the last column pools the scenarios, each with the same number of seeds, with a "
+        "stratified bootstrap (seeds resampled within each scenario).",
         "",
         "| policy | " + " | ".join(f"`{s}`" for s in shares) + " | all scenarios |",
         "|---|" + "---|" * (len(shares) + 1),
@@ -220,6 +287,18 @@ def write_aggregate(out_root: Path) -> str:
         everywhere = len(strata) == len(shares)
         cells.append(format_interval(*pooled, bracketed=True) if everywhere else "not on every scenario")
         lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    learned = ppo_rows(scored_by_scenario)
+    if learned:
+        lines += [
+            "",
+            "PPO against the best deployable baseline of each scenario: paired per seed, PPO minus the "
+            "baseline, mean and 95% bootstrap interval over runs and seeds; verdicts of higher return, "
+            "lower p95 latency and no higher cost, in that order.",
+            "",
+            "| scenario | PPO runs | best deployable | return | p95 latency s | cost $/1k tasks | verdicts |",
+            "|---|---|---|---|---|---|---|",
+            *learned,
+        ]
     lines += ["", "![performance profile](performance_profile.png)", ""]
     text = "\n".join(lines)
     (out_root / "summary.md").write_text(text)

@@ -20,7 +20,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gpu_alloc_env.baselines import BASELINES, CLAIRVOYANT, available_baselines, make_baseline
+from gpu_alloc_env.baselines import (
+    BASELINES,
+    CLAIRVOYANT,
+    TUNED_BASELINES,
+    available_baselines,
+    make_baseline,
+)
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.env import GpuAllocEnv, resolve_scenario
 from gpu_alloc_env.evaluation import (
@@ -143,19 +149,39 @@ def _sets_split(overrides: Mapping[str, Any]) -> bool:
     return isinstance(trace, Mapping) and "split" in trace
 
 
-def baseline_names(requested: Sequence[str], config: ScenarioConfig | None = None) -> list[str]:
-    """``all`` (every deployable baseline that can run on ``config``) or names of baselines, validated."""
-    if "all" in requested:
-        return (
-            available_baselines(config)
-            if config is not None
-            else [n for n in BASELINES if n not in CLAIRVOYANT]
-        )
-    names = list(dict.fromkeys(requested))
-    unknown = [n for n in names if n not in BASELINES]
+def baseline_names(
+    requested: Sequence[str], config: ScenarioConfig | None = None, tuned_dir: Path | None = None
+) -> list[str]:
+    """Names of baselines, validated; ``all`` stands for every deployable one that can run on ``config``.
+
+    Without ``config``, ``all`` is every deployable baseline; names given beside ``all`` (``oracle``,
+    say) are kept.
+    """
+    unknown = [n for n in requested if n != "all" and n not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)} or 'all'")
-    return names
+    names: list[str] = []
+    for name in requested:
+        if name != "all":
+            names.append(name)
+        elif config is not None:
+            names += available_baselines(config, tuned_dir)
+        else:
+            names += [n for n in BASELINES if n not in CLAIRVOYANT]
+    return list(dict.fromkeys(names))
+
+
+def untuned_note(config: ScenarioConfig, names: Sequence[str], requested: Sequence[str]) -> str:
+    """A line naming the tuned baselines ``all`` left out for want of settings, or nothing."""
+    if "all" not in requested:
+        return ""
+    missing = [n for n in TUNED_BASELINES if n not in names]
+    if not missing:
+        return ""
+    return (
+        f"Not run: {', '.join(missing)}, which have no tuned settings for this scenario "
+        f"(`gpu-alloc tune --scenario {config.name} --out DIR`, then `--tuned DIR`).\n"
+    )
 
 
 def score(
@@ -164,15 +190,17 @@ def score(
     config: ScenarioConfig,
     seeds: Sequence[int],
     progress: bool | None = None,
+    tuned_dir: Path | None = None,
 ) -> list[Scored]:
     """Every baseline and every run on every seed, with the trajectories recorded.
 
-    ``progress`` shows a bar of the episodes (``None``: on a terminal only).
+    ``progress`` shows a bar of the episodes (``None``: on a terminal only); ``tuned_dir`` is
+    searched for the tuned baselines' settings before the package's records.
     """
     if not seeds:
         raise ValueError("seeds is empty; pass at least one seed")
     players: list[tuple[str, Policy, str, int | None]] = [
-        (name, make_baseline(name, config), "", None) for name in baselines
+        (name, make_baseline(name, config, tuned_dir), "", None) for name in baselines
     ]
     players += [(LEARNED, run, run.label, run.train_seed) for run in runs]
     scored: list[Scored] = []
@@ -204,6 +232,7 @@ def run_evaluate(
     first_seed: int = EVALUATION_SEED_BASE,
     command: str | None = None,
     progress: bool | None = None,
+    tuned_dir: Path | None = None,
 ) -> str:
     """Evaluate, write ``episodes.csv``, ``summary.md`` and the plots to ``out_dir``; returns the summary.
 
@@ -215,7 +244,7 @@ def run_evaluate(
     held-out part (:func:`held_out_overrides`) unless ``scenario_overrides`` set
     ``workload.trace.split``. ``progress`` shows a bar of the episodes (``None``: on a terminal).
     ``command`` is recorded in ``summary.md`` (default: this process's
-    command line).
+    command line). ``tuned_dir`` holds tuned settings searched before the package's.
     """
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
@@ -243,15 +272,15 @@ def run_evaluate(
             flush=True,
         )
     seeds = [first_seed + k for k in range(episodes)]
-    if "all" in baselines:
-        names = baseline_names(baselines, config)
-    scored = score(runs, names, config, seeds, progress)
+    names = baseline_names(baselines, config, tuned_dir)
+    scored = score(runs, names, config, seeds, progress, tuned_dir)
     out_dir = Path(out_dir)
     write_csv(scored, out_dir / "episodes.csv")
     preset = resolve_scenario(scenario or "paper", {}) if not runs else None
     command = command or shlex.join(["gpu-alloc", *sys.argv[1:]])
     text = summary_markdown(scored, config, seeds, runs, command=command, preset=preset)
-    text += (
+    note = untuned_note(config, names, baselines)
+    text += ("\n" + note if note else "") + (
         "\n## Gap to the limit\n\n"
         + gap_table([item.result for item in scored], seed_bounds(config, seeds))
         + "\n"

@@ -59,13 +59,22 @@ def mean_returns(
     return {name: total / len(seeds) for name, total in sums.items()}
 
 
+def exhaustive(config: ScenarioConfig) -> bool:
+    """Whether :func:`constant_candidates` holds every constant that fits (else those near Erlang-C)."""
+    agents = config.agents
+    sizes = [
+        a.max_replicas + (1 if i > 0 and a.invoke_probability == 0.0 else 0) for i, a in enumerate(agents)
+    ]
+    return int(np.prod(sizes, dtype=np.float64)) <= MAX_EXHAUSTIVE
+
+
 def constant_candidates(config: ScenarioConfig) -> list[tuple[int, ...]]:
     """Constant allocations to search: all that fit, or those near the Erlang-C sizing (module doc)."""
     agents = config.agents
     gpus = np.array([a.tensor_parallel for a in agents])
     lowest = [1 if (i == 0 or a.invoke_probability > 0.0) else 0 for i, a in enumerate(agents)]
     ranges = [range(lo, a.max_replicas + 1) for lo, a in zip(lowest, agents, strict=True)]
-    if int(np.prod([len(r) for r in ranges], dtype=np.float64)) > MAX_EXHAUSTIVE:
+    if not exhaustive(config):
         centre = ProvisionedErlangPolicy(config).replicas.astype(int)
         ranges = [
             range(max(lo, c - 2), min(a.max_replicas, c + 2) + 1)
@@ -82,6 +91,7 @@ class SearchResult:
     mean_return: float
     tried: int
     scores: dict[str, float]
+    space: str = ""
 
 
 def search_provisioned(config: ScenarioConfig, seeds: Sequence[int]) -> SearchResult:
@@ -113,6 +123,9 @@ def search_provisioned(config: ScenarioConfig, seeds: Sequence[int]) -> SearchRe
         totals[best] / done,
         len(candidates),
         {str(c): totals[c] / done for c in alive},
+        "every constant that fits the pool"
+        if exhaustive(config)
+        else f"the constants within 2 replicas of the Erlang-C sizing (over {MAX_EXHAUSTIVE} fit the pool)",
     )
 
 
@@ -139,7 +152,11 @@ def search_autoscaler(config: ScenarioConfig, seeds: Sequence[int], sweep_seeds:
                 bar.update(1)
     final = mean_returns({"tuned": AutoscalerPolicy(config, list(targets))}, config, seeds)["tuned"]
     return SearchResult(
-        {"target_concurrency": list(targets)}, final, len(cache), {str(k): v for k, v in cache.items()}
+        {"target_concurrency": list(targets)},
+        final,
+        len(cache),
+        {str(k): v for k, v in cache.items()},
+        f"target concurrency per agent in {list(TARGET_GRID)}, two sweeps of coordinate descent",
     )
 
 

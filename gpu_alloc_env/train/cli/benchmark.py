@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         first_seed=args.first_seed,
         oracle=not args.no_oracle,
         command=args.command_line,
+        tuned_dir=args.tuned,
     )
     print(text)
     print(f"wrote {args.out / config.name} and {args.out / 'summary.md'}")

@@ -47,6 +47,12 @@ def add_parser(sub: Any) -> None:
     )
     evaluate.add_argument("--out", type=Path, required=True, help="output directory")
     evaluate.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    evaluate.add_argument(
+        "--tuned",
+        type=Path,
+        default=None,
+        help="directory of tuned settings (gpu-alloc tune --out), searched first",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         plots=not args.no_plots,
         first_seed=args.first_seed,
         command=args.command_line,
+        tuned_dir=args.tuned,
     )
     print(text)
     print(f"wrote {args.out / 'episodes.csv'} and {args.out / 'summary.md'}")
