@@ -308,3 +308,34 @@ def test_one_episode_gives_no_interval_and_no_verdict(tmp_path: Path) -> None:
     claims = [line for line in summary.splitlines() if "` adaptive / " in line]
     assert claims and all("undefined: needs two or more seeds" in line for line in claims)
     assert not [line for line in claims if "| holds |" in line or "mean only" in line]
+
+
+def test_tune_then_compare_evaluate_and_benchmark_read_the_tuned_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    small = ["--set", "capacity_gpus=9", "--set", "episode_length_s=60"]
+    tuned = tmp_path / "tuned"
+    assert main(["tune", "--episodes", "2", "--out", str(tuned), *small]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {tuned / 'paper.provisioned.json'}" in printed and "paper: autoscaler" in printed
+    deployable = [n for n in BASELINES if n not in CLAIRVOYANT]
+    assert (
+        main(["compare", "--episodes", "2", "--tuned", str(tuned), "--out", str(tmp_path / "c"), *small]) == 0
+    )
+    check_outputs(tmp_path / "c", deployable, [0, 1], episode_steps=60)
+    assert "Not run" not in (tmp_path / "c" / "summary.md").read_text()
+    args = ["--episodes", "2", "--scenario", "paper", "--tuned", str(tuned), *small]
+    assert (
+        main(["evaluate", "--baselines", "all", "oracle", "--no-plots", "--out", str(tmp_path / "e"), *args])
+        == 0
+    )
+    _, rows = read_rows(tmp_path / "e" / "episodes.csv")
+    assert {r["policy"] for r in rows} == {*deployable, "oracle"}
+    bench = tmp_path / "b"
+    assert main(["benchmark", "--no-oracle", "--tuned", str(tuned), "--out", str(bench), *args]) == 0
+    _, rows = read_rows(bench / "paper" / "episodes.csv")
+    assert {r["policy"] for r in rows} == {"static", "round_robin", "adaptive", "provisioned", "autoscaler"}
+    # Without the tuned settings of this changed scenario, the benchmark refuses and says how to get them.
+    untuned = ["--episodes", "2", "--scenario", "paper", *small]
+    assert main(["benchmark", "--no-oracle", "--out", str(bench), *untuned]) == 2
+    assert "gpu-alloc tune --scenario paper" in capsys.readouterr().err

@@ -40,6 +40,12 @@ def add_parser(sub: Any) -> None:
     )
     bench.add_argument("--no-oracle", action="store_true", help="leave out the clairvoyant planner (slow)")
     bench.add_argument(
+        "--tuned",
+        type=Path,
+        default=None,
+        help="directory of tuned settings (gpu-alloc tune --out), searched first",
+    )
+    bench.add_argument(
         "--out", type=Path, required=True, help="benchmark directory (one folder per scenario)"
     )
     add_set_option(bench)
