@@ -133,9 +133,9 @@ def scenario_summary(
         )
         returns = format_interval(*bootstrap_ci95(groups, iqm), bracketed=True)
         share = format_interval(*bootstrap_ci95([shares.get(policy, [])], iqm), bracketed=True)
-        lines.append(
-            f"| {policy} | {len(flat)} | {returns} | " + " | ".join(means) + f" | {share} | {improvement} |"
-        )
+        won = "—" if policy == best else f"{seeds_won(results, policy, best):.2f}"
+        cells = [str(len(flat)), returns, *means, share, improvement, won]
+        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
     if any(r.policy == LEARNED for r in results):
         lines += [
             "",
