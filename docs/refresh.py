@@ -50,6 +50,7 @@ TABLE_STARTS: dict[str, str] = {
     "generalisation-best": "| trained on",
     "gap": "| policy | share",
     "benchmark": "| policy | `",
+    "learned": "| scenario | PPO runs",
     "benchmark-scenario": "| policy | episodes | IQM",
     "benchmark-ppo": "| criterion | difference",
 }

@@ -1,26 +1,48 @@
 #!/usr/bin/env bash
-# Regenerate everything in results/ from scratch: the baseline comparisons of every scenario, the
-# PPO experiment on paper (5 training seeds x 2M steps, evaluated on 20 held-out episodes), the
-# trace twins' report and the generalisation table. Run from an environment with the train extra
-# installed:
+# Regenerate everything in results/ from scratch: the tuned baselines' settings, the baseline
+# comparisons of every scenario, the PPO experiments (paper: 5 training seeds x 2M steps; bursty
+# and diurnal: 3 x 2M; evaluated on 20 held-out episodes), the trace twins' report, the
+# generalisation table and the benchmark of every policy on every benchmark scenario. Run from an
+# environment with the train extra installed:
 #     bash results/regenerate.sh
-# About two hours on a 2-core CPU; run folders go to runs/ (reused if already finished, resumed if
-# interrupted).
+# About three hours on a 2-core CPU; run folders go to runs/ (reused if already finished, resumed
+# if interrupted).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-for scenario in paper bursty diurnal trace-conv trace-conv-held-out trace-code trace-code-held-out \
-    trace-conv-twin trace-code-twin; do
+SCENARIOS="paper bursty diurnal trace-conv trace-conv-held-out trace-code trace-code-held-out
+    trace-conv-twin trace-code-twin"
+
+# The provisioned constant and the KPA autoscaler's targets, searched on the tuning seeds and
+# shipped with the package (about 4 minutes per scenario).
+for scenario in $SCENARIOS; do
+    gpu-alloc tune --scenario "$scenario" --out gpu_alloc_env/data/tuned
+done
+for scenario in $SCENARIOS; do
     gpu-alloc compare --scenario "$scenario" --episodes 10 --out "results/$scenario"
 done
 gpu-alloc experiment --scenario paper --seeds 0 1 2 3 4 --timesteps 2000000 \
     --runs-dir runs/paper --out results/ppo-paper --episodes 20
+for scenario in bursty diurnal; do
+    gpu-alloc experiment --scenario "$scenario" --seeds 0 1 2 --timesteps 2000000 \
+        --runs-dir "runs/$scenario" --out "results/ppo-$scenario" --episodes 20
+done
 
 # Synthetic twins of the bundled traces, and the generalisation table (15 runs of 2M steps:
 # paper, each trace's twin and each trace's training part, 3 seeds each; about 100 minutes).
 gpu-alloc twin --out results/twins.md
 gpu-alloc generalise --seeds 0 1 2 --timesteps 2000000 --episodes 20 \
     --runs-dir runs/generalisation --out results/generalisation
+
+# Every policy on every benchmark scenario, with the runs trained above (the trace parts' runs
+# were trained on the traces' training parts); about 5 minutes per scenario.
+gpu-alloc benchmark --scenario paper --runs runs/paper/paper-seed{0,1,2,3,4} --out results/benchmark
+gpu-alloc benchmark --scenario bursty --runs runs/bursty/bursty-seed{0,1,2} --out results/benchmark
+gpu-alloc benchmark --scenario diurnal --runs runs/diurnal/diurnal-seed{0,1,2} --out results/benchmark
+for trace in conv code; do
+    gpu-alloc benchmark --scenario "trace-$trace-held-out" \
+        --runs runs/generalisation/trace-$trace-seed{0,1,2} --out results/benchmark
+done
 
 # The tables and computed figures of README.md and docs/MODEL.md, from the results above. The prose
 # around them is written by hand: read it against the new figures.

@@ -101,7 +101,8 @@ def test_committed_ppo_results_come_from_the_regeneration_script() -> None:
     assert "Learned runs: paper-seed0, paper-seed1, paper-seed2, paper-seed3, paper-seed4." in summary
     assert "20 held-out episodes per policy and run" in summary
     rows = (ROOT / "results" / "ppo-paper" / "episodes.csv").read_text().splitlines()
-    assert len(rows) == 1 + 20 * (3 + 5)
+    # Every deployable baseline with settings for paper (six), and the five runs.
+    assert len(rows) == 1 + 20 * (6 + 5)
     for name in ("latency_cdf.png", "cost_vs_p95.png", "allocation_timeline.png", "learning_curves.png"):
         assert (ROOT / "results" / "ppo-paper" / name).stat().st_size > 1000
         assert f"results/ppo-paper/{name}" in (ROOT / "README.md").read_text()
@@ -120,7 +121,7 @@ def test_committed_generalisation_results_come_from_the_regeneration_script() ->
     assert f"Command: `{GENERALISE_COMMAND}`." in summary
     for trace in ("conv", "code"):
         rows = (ROOT / "results" / "generalisation" / f"episodes-{trace}.csv").read_text().splitlines()
-        assert len(rows) == 1 + 20 * (3 + 3 * 3)
+        assert len(rows) == 1 + 20 * (6 + 3 * 3)
 
 
 def test_the_readme_shows_every_ppo_and_generalisation_table() -> None:
@@ -139,3 +140,32 @@ def test_refresh_names_an_unknown_kind_and_a_missing_summary() -> None:
         refresh.summary_table("results", "nowhere")
     with pytest.raises(ValueError, match=r"README.md <!-- results:nowhere -->"):
         refresh.refresh_marked("<!-- results:nowhere -->\nold\n<!-- /results:nowhere -->\n", "README.md")
+
+
+BENCHMARK_POLICIES = {"static", "round_robin", "adaptive", "provisioned", "autoscaler", "ppo", "oracle"}
+
+
+@pytest.mark.parametrize(
+    "scenario", ["paper", "bursty", "diurnal", "trace-conv-held-out", "trace-code-held-out"]
+)
+def test_committed_benchmark_comes_from_the_regeneration_script(scenario: str) -> None:
+    folder = ROOT / "results" / "benchmark" / scenario
+    summary = (folder / "summary.md").read_text()
+    command = summary.split("Command: `")[1].split("`")[0]
+    assert command.startswith(f"gpu-alloc benchmark --scenario {scenario} --runs ")
+    # The script names the runs with brace expansions; the summary, as the shell expanded them.
+    script = _regeneration_script()
+    assert f"gpu-alloc benchmark --scenario {scenario} --runs" in script or (
+        "trace" in scenario and 'gpu-alloc benchmark --scenario "trace-$trace-held-out"' in script
+    )
+    rows = (folder / "episodes.csv").read_text().splitlines()
+    policies = {row.split(",")[0] for row in rows[1:]}
+    assert policies == BENCHMARK_POLICIES
+    assert len((folder / "bounds.csv").read_text().splitlines()) == 1 + 20
+
+
+def test_the_readme_shows_the_benchmark() -> None:
+    shown = {(kind, result) for document, kind, result, _ in _marked_blocks() if document == "README.md"}
+    assert {("benchmark", "benchmark"), ("learned", "benchmark"), ("gap", "paper")} <= shown
+    assert (ROOT / "results" / "benchmark" / "performance_profile.png").stat().st_size > 1000
+    assert "results/benchmark/performance_profile.png" in (ROOT / "README.md").read_text()

@@ -266,10 +266,10 @@ def performance_profile_plot(
             label=policy,
         )
         ax.fill_between(thresholds, low, high, color=colour, alpha=0.15, linewidth=0)
-    ax.set_xlabel("share of the way from the worst policy to the relaxation bound (tau)")
+    ax.set_xlabel("share of the way from the worst baseline to the relaxation bound (tau)")
     ax.set_ylabel("fraction of episodes scoring above tau")
     ax.set_title("Performance profile over the benchmark scenarios")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)
