@@ -12,6 +12,7 @@ from gpu_alloc_env.train.cli.options import (
     add_scenario_option,
     add_set_option,
     add_trace_options,
+    add_tuned_option,
     scenario_overrides,
 )
 
@@ -39,12 +40,7 @@ def add_parser(sub: Any) -> None:
         help=f"first seed (default {EVALUATION_SEED_BASE})",
     )
     bench.add_argument("--no-oracle", action="store_true", help="leave out the clairvoyant planner (slow)")
-    bench.add_argument(
-        "--tuned",
-        type=Path,
-        default=None,
-        help="directory of tuned settings (gpu-alloc tune --out), searched first",
-    )
+    add_tuned_option(bench)
     bench.add_argument(
         "--out", type=Path, required=True, help="benchmark directory (one folder per scenario)"
     )

@@ -12,6 +12,7 @@ from gpu_alloc_env.train.cli.options import (
     add_scenario_option,
     add_set_option,
     add_trace_options,
+    add_tuned_option,
     scenario_overrides,
 )
 
@@ -38,12 +39,7 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="baselines to run (default: every deployable one with settings for the scenario)",
     )
-    compare.add_argument(
-        "--tuned",
-        type=Path,
-        default=None,
-        help="directory of tuned settings (gpu-alloc tune --out), searched first",
-    )
+    add_tuned_option(compare)
     add_set_option(compare)
     add_trace_options(compare)
 

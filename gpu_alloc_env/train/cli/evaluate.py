@@ -11,6 +11,7 @@ from gpu_alloc_env.train.cli.options import (
     add_scenario_option,
     add_set_option,
     add_trace_options,
+    add_tuned_option,
     scenario_overrides,
 )
 
@@ -47,12 +48,7 @@ def add_parser(sub: Any) -> None:
     )
     evaluate.add_argument("--out", type=Path, required=True, help="output directory")
     evaluate.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    evaluate.add_argument(
-        "--tuned",
-        type=Path,
-        default=None,
-        help="directory of tuned settings (gpu-alloc tune --out), searched first",
-    )
+    add_tuned_option(evaluate)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -235,6 +235,16 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_tuned_option(parser: argparse.ArgumentParser) -> None:
+    """``--tuned DIR``: tuned baselines' settings (``gpu-alloc tune --out DIR``), searched first."""
+    parser.add_argument(
+        "--tuned",
+        type=Path,
+        default=None,
+        help="directory of tuned settings (gpu-alloc tune --out), searched before the package's",
+    )
+
+
 def check_out(args: argparse.Namespace) -> None:
     """``--out`` must be a directory (a Markdown file for ``gpu-alloc twin``) or not exist yet."""
     out: Path | None = getattr(args, "out", None)
