@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_baselines import decoded
 
 from gpu_alloc_env.baselines import (
     AutoscalerPolicy,
@@ -19,7 +20,6 @@ from gpu_alloc_env.baselines.provisioned import erlang_c, erlang_replicas, offer
 from gpu_alloc_env.baselines.tuned import PACKAGED_TUNED_DIR, TunedRecord, fingerprint, load_tuned
 from gpu_alloc_env.config import ConfigError
 from gpu_alloc_env.scenarios import make_scenario
-from tests.test_baselines import decoded
 
 PAPER = make_scenario("paper")
 
