@@ -14,7 +14,7 @@ SCENARIOS="paper bursty diurnal trace-conv trace-conv-held-out trace-code trace-
     trace-conv-twin trace-code-twin"
 
 # The provisioned constant and the KPA autoscaler's targets, searched on the tuning seeds and
-# shipped with the package (about 4 minutes per scenario).
+# shipped with the package (1 to 3 minutes per scenario).
 for scenario in $SCENARIOS; do
     gpu-alloc tune --scenario "$scenario" --out gpu_alloc_env/data/tuned
 done
