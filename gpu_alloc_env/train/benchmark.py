@@ -6,7 +6,7 @@ them. ``<out>/<scenario>/episodes.csv`` holds one row per policy, run and seed, 
 bound per seed, and ``summary.md``:
 
 - per policy, the interquartile mean (IQM) of the episode return with a 95% bootstrap interval
-  (runs, then episodes within them), the share of the way from the worst policy to the bound, and
+  (runs, then episodes within them), the share of the way from the worst baseline to the bound, and
   the probability of improvement over the best deployable baseline (rliable's P(X > Y));
 - PPO's paired differences against that best baseline on return, p95 latency and cost.
 
@@ -64,7 +64,7 @@ DEPLOYABLE: tuple[str, ...] = ("static", "round_robin", "adaptive", "provisioned
 def profile_thresholds(shares: dict[str, dict[str, list[float]]]) -> np.ndarray:
     """Shares at which the performance profile is drawn: from just below the policies' to 1.
 
-    The worst policy of each scenario scores 0 by definition and is left out of the range, so
+    The worst baseline of each scenario scores 0 by definition and is left out of the range, so
     that the differences among the others are visible.
     """
     values = np.array([v for by_policy in shares.values() for s in by_policy.values() for v in s if v > 0.0])
