@@ -181,6 +181,12 @@ class ClairvoyantPolicy(FixedPolicy):
         tuned_dir: a directory of tuned records searched before the package's own (for the
             constant it starts from).
         planner_options: options of :class:`FluidPlanner`.
+
+    Attributes:
+        constant: the allocation each episode starts from (the tuned constant, or the Erlang-C one
+            when ``constant_is_tuned`` is False).
+        searches: searches run so far; ``plans_failed``: those whose plan the solver did not find
+            in its time limit (the other candidates were tried).
     """
 
     name = "oracle"
