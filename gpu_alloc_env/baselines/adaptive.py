@@ -52,6 +52,20 @@ def mean_request_tokens(config: ScenarioConfig) -> list[tuple[int, int]]:
     return means
 
 
+def replica_rates_rps(config: ScenarioConfig, latency_slack: float) -> NDArray[np.float64]:
+    """(N,) requests per second one replica of each agent sustains for its mean request.
+
+    The mean request is :func:`mean_request_tokens`'s; the rate is the one within
+    ``latency_slack`` times a lone request's latency (:func:`sustainable_rate`).
+    """
+    engines = config.deployment.engines
+    rates = [
+        sustainable_rate(engine, tokens_in, tokens_out, latency_slack)[0]
+        for engine, (tokens_in, tokens_out) in zip(engines, mean_request_tokens(config), strict=True)
+    ]
+    return np.array(rates)
+
+
 class AdaptivePolicy(FixedPolicy):
     """The adaptive O(N) allocator, in whole replicas.
 
@@ -89,13 +103,7 @@ class AdaptivePolicy(FixedPolicy):
         self.hysteresis = float(hysteresis)
         self.drain_time_s = float(drain_time_s)
         self.latency_slack = float(latency_slack)
-        config = self.config
-        engines = config.deployment.engines
-        rates = [
-            sustainable_rate(engine, tokens_in, tokens_out, self.latency_slack)[0]
-            for engine, (tokens_in, tokens_out) in zip(engines, mean_request_tokens(config), strict=True)
-        ]
-        self.replica_rate_rps = np.array(rates)
+        self.replica_rate_rps = replica_rates_rps(self.config, self.latency_slack)
         """(N,) requests per second one replica of each agent sustains."""
 
     def need_replicas(self, obs: DecodedObservation) -> NDArray[np.float64]:

@@ -7,9 +7,11 @@ will bring: their arrival times, the specialists each calls and every request's 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from gpu_alloc_env.arrays import FloatArray
+from gpu_alloc_env.arrays import BoolArray, FloatArray, IntArray
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.workload import TaskDraws
 
@@ -41,23 +43,53 @@ def served_tokens(
     return cut_prompt, cut_output
 
 
-def task_unloaded_latency_s(config: ScenarioConfig, draws: TaskDraws) -> FloatArray:
-    """(K,) each task's latency if every request ran alone on an idle replica, never waiting.
+@dataclass(frozen=True)
+class UnloadedTimes:
+    """The K tasks of one interval with every request alone on an idle replica, never waiting.
 
-    The plan, then the slowest of the task's specialist calls, then the aggregation (whose prompt
-    is taken as the plan's, without the calls' answers, so the figure is a lower bound).
+    ``plan_s``, ``slowest_call_s`` (0 without calls), ``aggregate_s`` (the aggregation's latency,
+    its prompt taken as the plan's, without the calls' answers, so a lower bound) and ``called``
+    are per task (K,); ``calls`` holds, per specialist called, its index, the tasks calling it
+    and those calls' latencies. Tokens are cut as the simulator cuts them (:func:`served_tokens`).
     """
+
+    plan_s: FloatArray
+    calls: list[tuple[int, IntArray, FloatArray]]
+    slowest_call_s: FloatArray
+    called: BoolArray
+    aggregate_s: FloatArray
+
+    @property
+    def task_s(self) -> FloatArray:
+        """(K,) each task's latency: the plan, then the slowest call, then the aggregation."""
+        latency: FloatArray = self.plan_s + np.where(self.called, self.slowest_call_s + self.aggregate_s, 0.0)
+        return latency
+
+
+def unloaded_times(config: ScenarioConfig, draws: TaskDraws) -> UnloadedTimes:
+    """Every request of ``draws`` timed alone on an idle replica (:class:`UnloadedTimes`)."""
     engines = config.deployment.engines
-    _, plan_s = engines[0].lone_request_s(draws.plan_input_tokens, draws.plan_output_tokens)
+    _, plan_s = engines[0].lone_request_s(
+        *served_tokens(config, 0, draws.plan_input_tokens, draws.plan_output_tokens)
+    )
     slowest = np.zeros(draws.count)
     called = np.zeros(draws.count, dtype=bool)
+    calls = []
     for agent in np.unique(draws.call_agent):
         mine = draws.call_agent == agent
-        _, call_s = engines[int(agent)].lone_request_s(
-            draws.call_input_tokens[mine], draws.call_output_tokens[mine]
+        tokens = served_tokens(
+            config, int(agent), draws.call_input_tokens[mine], draws.call_output_tokens[mine]
         )
-        np.maximum.at(slowest, draws.call_task[mine], call_s)
-        called[draws.call_task[mine]] = True
-    _, aggregate_s = engines[0].lone_request_s(draws.plan_input_tokens, draws.aggregate_output_tokens)
-    latency: FloatArray = plan_s + np.where(called, slowest + aggregate_s, 0.0)
-    return latency
+        _, call_s = engines[int(agent)].lone_request_s(*tokens)
+        tasks = draws.call_task[mine]
+        np.maximum.at(slowest, tasks, call_s)
+        called[tasks] = True
+        calls.append((int(agent), tasks, call_s))
+    aggregate = served_tokens(config, 0, draws.plan_input_tokens, draws.aggregate_output_tokens)
+    _, aggregate_s = engines[0].lone_request_s(*aggregate)
+    return UnloadedTimes(plan_s, calls, slowest, called, aggregate_s)
+
+
+def task_unloaded_latency_s(config: ScenarioConfig, draws: TaskDraws) -> FloatArray:
+    """(K,) each task's latency if every request ran alone on an idle replica, never waiting."""
+    return unloaded_times(config, draws).task_s

@@ -32,13 +32,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gpu_alloc_env.baselines.adaptive import mean_request_tokens
+from gpu_alloc_env.baselines.adaptive import mean_request_tokens, replica_rates_rps
 from gpu_alloc_env.baselines.fluid_plan import PlanProblem, solve_plan
-from gpu_alloc_env.baselines.forecast import episode_draws, served_tokens
+from gpu_alloc_env.baselines.forecast import episode_draws, unloaded_times
 from gpu_alloc_env.baselines.provisioned import ProvisionedErlangPolicy, ProvisionedPolicy
 from gpu_alloc_env.baselines.tuned import has_tuned
 from gpu_alloc_env.config import ScenarioConfig
-from gpu_alloc_env.core.closed_loop import sustainable_rate
 from gpu_alloc_env.core.reward import reward
 from gpu_alloc_env.core.simulator import BatchSimulator
 from gpu_alloc_env.observation import DecodedObservation
@@ -77,9 +76,7 @@ class FluidPlanner:
         engines = config.deployment.engines
         self.engines = engines
         means = mean_request_tokens(config)
-        self.rate_per_s = np.array(
-            [sustainable_rate(e, i, o, latency_slack)[0] for e, (i, o) in zip(engines, means, strict=True)]
-        )
+        self.rate_per_s = replica_rates_rps(config, latency_slack)
         self.mean_request_s = np.array(
             [
                 float(e.lone_request_s(np.array([i]), np.array([o]))[1][0])
@@ -98,34 +95,16 @@ class FluidPlanner:
         config = self.config
         bins = math.ceil(config.episode_length_s / self.step_s) + self.steps + 1
         work = np.zeros((len(config.agents), bins))
-        coordinator = self.engines[0]
         for draws in episode_draws(config, seed):
             if draws.count == 0:
                 continue
-            config_ = self.config
-            _, plan_s = coordinator.lone_request_s(
-                *served_tokens(config_, 0, draws.plan_input_tokens, draws.plan_output_tokens)
-            )
-            self._add(work, 0, draws.arrival_s, plan_s)
-            slowest = np.zeros(draws.count)
-            called = np.zeros(draws.count, dtype=bool)
-            for agent in np.unique(draws.call_agent):
-                mine = draws.call_agent == agent
-                _, call_s = self.engines[agent].lone_request_s(
-                    *served_tokens(
-                        config_, int(agent), draws.call_input_tokens[mine], draws.call_output_tokens[mine]
-                    )
-                )
-                tasks = draws.call_task[mine]
-                self._add(work, int(agent), draws.arrival_s[tasks] + plan_s[tasks], call_s)
-                np.maximum.at(slowest, tasks, call_s)
-                called[tasks] = True
-            _, aggregate_s = coordinator.lone_request_s(
-                *served_tokens(
-                    config_, 0, draws.plan_input_tokens[called], draws.aggregate_output_tokens[called]
-                )
-            )
-            self._add(work, 0, (draws.arrival_s + plan_s + slowest)[called], aggregate_s)
+            times = unloaded_times(config, draws)
+            self._add(work, 0, draws.arrival_s, times.plan_s)
+            for agent, tasks, call_s in times.calls:
+                self._add(work, agent, draws.arrival_s[tasks] + times.plan_s[tasks], call_s)
+            called = times.called
+            ready_s = draws.arrival_s + times.plan_s + times.slowest_call_s
+            self._add(work, 0, ready_s[called], times.aggregate_s[called])
         self.work = work
 
     def _add(

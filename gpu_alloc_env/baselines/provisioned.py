@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from gpu_alloc_env.baselines.adaptive import mean_request_tokens
+from gpu_alloc_env.baselines.adaptive import replica_rates_rps
 from gpu_alloc_env.baselines.tuned import load_tuned
 from gpu_alloc_env.config import ConfigError, ScenarioConfig
-from gpu_alloc_env.core.closed_loop import sustainable_rate
 from gpu_alloc_env.observation import DecodedObservation
 from gpu_alloc_env.policy import FixedPolicy
 
@@ -134,13 +133,7 @@ class ProvisionedErlangPolicy(ProvisionedPolicy):
         FixedPolicy.__init__(self, config)
         self.wait_probability = float(wait_probability)
         config = self.config
-        engines = config.deployment.engines
-        self.replica_rate_rps = np.array(
-            [
-                sustainable_rate(engine, tokens_in, tokens_out, latency_slack)[0]
-                for engine, (tokens_in, tokens_out) in zip(engines, mean_request_tokens(config), strict=True)
-            ]
-        )
+        self.replica_rate_rps = replica_rates_rps(config, latency_slack)
         offered = offered_request_rates(config) / self.replica_rate_rps
         sizes = np.array(
             [

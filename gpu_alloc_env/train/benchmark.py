@@ -36,7 +36,7 @@ from gpu_alloc_env.evaluation import EpisodeResult, format_interval, write_rows_
 from gpu_alloc_env.limits import gap_shares, seed_bounds, worst_baseline
 from gpu_alloc_env.seeds import EVALUATION_SEED_BASE
 from gpu_alloc_env.stats import bootstrap_ci95, improvement_ci95, iqm, stratified_bootstrap_ci95
-from gpu_alloc_env.train.comparison import LEARNED, Scored, criteria_rows, groups_of
+from gpu_alloc_env.train.comparison import LEARNED, Scored, criteria_rows, groups_of, paired_by_run
 from gpu_alloc_env.train.evaluate import load_runs, score, write_csv
 
 BENCHMARK_SCENARIOS: tuple[str, ...] = (
@@ -78,14 +78,12 @@ def best_deployable(scored: Sequence[Scored]) -> str:
     return max(returns, key=lambda p: returns[p])
 
 
-def seeds_won(results: Sequence[EpisodeResult], policy: str, reference: str) -> float:
+def seeds_won(scored: Sequence[Scored], policy: str, reference: str) -> float:
     """Share of ``policy``'s episodes scoring above ``reference`` on the same seed (ties: half)."""
-    theirs = {r.seed: r.episode_return for r in results if r.policy == reference}
-    wins = [
-        float(r.episode_return > theirs[r.seed]) + 0.5 * float(r.episode_return == theirs[r.seed])
-        for r in results
-        if r.policy == policy and r.seed in theirs
+    differences = [
+        d for run in paired_by_run(scored, policy, "episode_return", reference).values() for d in run
     ]
+    wins = [float(d > 0.0) + 0.5 * float(d == 0.0) for d in differences]
     return float(np.mean(wins)) if wins else float("nan")
 
 
@@ -133,7 +131,7 @@ def scenario_summary(
         )
         returns = format_interval(*bootstrap_ci95(groups, iqm), bracketed=True)
         share = format_interval(*bootstrap_ci95([shares.get(policy, [])], iqm), bracketed=True)
-        won = "—" if policy == best else f"{seeds_won(results, policy, best):.2f}"
+        won = "—" if policy == best else f"{seeds_won(scored, policy, best):.2f}"
         cells = [str(len(flat)), returns, *means, share, improvement, won]
         lines.append(f"| {policy} | " + " | ".join(cells) + " |")
     if any(r.policy == LEARNED for r in results):

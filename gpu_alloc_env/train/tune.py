@@ -25,7 +25,7 @@ import numpy as np
 from gpu_alloc_env.baselines import AutoscalerPolicy, ProvisionedErlangPolicy, ProvisionedPolicy
 from gpu_alloc_env.baselines.tuned import TunedRecord, fingerprint
 from gpu_alloc_env.config import ScenarioConfig
-from gpu_alloc_env.evaluation import evaluate_policies
+from gpu_alloc_env.evaluation import evaluate_policies, policy_means
 from gpu_alloc_env.policy import Policy
 from gpu_alloc_env.progress import progress_bar
 from gpu_alloc_env.seeds import TUNING_SEED_BASE
@@ -52,11 +52,7 @@ def mean_returns(
     policies: dict[str, Policy], config: ScenarioConfig, seeds: Sequence[int]
 ) -> dict[str, float]:
     """Mean episode return of each policy over ``seeds`` (the same workload for all)."""
-    results = evaluate_policies(policies, config, seeds, progress=False)
-    sums: dict[str, float] = dict.fromkeys(policies, 0.0)
-    for r in results:
-        sums[r.policy] += r.episode_return
-    return {name: total / len(seeds) for name, total in sums.items()}
+    return policy_means(evaluate_policies(policies, config, seeds, progress=False), "episode_return")
 
 
 def exhaustive(config: ScenarioConfig) -> bool:
