@@ -16,6 +16,9 @@ Importing the package registers the Gymnasium environments:
 | ``GpuAllocTraceCodeTwin-v1`` | ``trace-code-twin``: synthetic twin of ``trace-code`` |
 | ``GpuAllocFleet-v1`` | ``fleet``: one coordinator and ``num_agents - 1`` specialists (``gym.make`` |
 |                      | keyword ``num_agents``, default 64)                 |
+
+Each id also has a native vector environment, :class:`GpuAllocVectorEnv`:
+``gym.make_vec(id, num_envs=B)`` steps B environments as one batch.
 """
 
 from gymnasium.envs.registration import register, registry
@@ -32,6 +35,7 @@ from gpu_alloc_env.config import (
 from gpu_alloc_env.env import GpuAllocEnv
 from gpu_alloc_env.observation import ObservationLayout
 from gpu_alloc_env.scenarios import SCENARIOS, make_scenario
+from gpu_alloc_env.vector import GpuAllocVectorEnv
 
 __version__ = "0.1.0"
 
@@ -57,6 +61,7 @@ for _env_id, _scenario in ENV_IDS.items():
         register(
             id=_env_id,
             entry_point="gpu_alloc_env.env:GpuAllocEnv",
+            vector_entry_point="gpu_alloc_env.vector:GpuAllocVectorEnv",
             kwargs={"scenario": _scenario},
         )
 
@@ -66,6 +71,7 @@ __all__ = [
     "AgentSpec",
     "ConfigError",
     "GpuAllocEnv",
+    "GpuAllocVectorEnv",
     "ObservationLayout",
     "RewardSpec",
     "ScenarioConfig",

@@ -35,6 +35,42 @@ def resolve_scenario(scenario: str | ScenarioConfig, overrides: dict[str, Any]) 
     )
 
 
+def replica_space(config: ScenarioConfig) -> spaces.Box[np.float32]:
+    """One environment's action space: ``Box(0, max_replicas, (N,), float32)``."""
+    max_replicas = np.array([a.max_replicas for a in config.agents], dtype=np.float32)
+    return spaces.Box(low=np.zeros(config.num_agents, np.float32), high=max_replicas, dtype=np.float32)
+
+
+def validate_replicas(
+    action: Any, config: ScenarioConfig, num_envs: int | None = None
+) -> NDArray[np.float64]:
+    """``action`` as a float64 copy of shape (N,), or (``num_envs``, N); a clear error if it is not one.
+
+    A copy, so that ``info["requested_replicas"]`` keeps what was asked if the caller reuses its array.
+    """
+    raw = np.asarray(action)
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(
+            f"action {raw.tolist()!r} has dtype {raw.dtype}; pass real replica counts (an int or float "
+            "array), not strings, booleans or complex numbers"
+        )
+    array = np.array(raw, dtype=np.float64)
+    n = config.num_agents
+    shape = (n,) if num_envs is None else (num_envs, n)
+    if array.shape != shape:
+        per = "" if num_envs is None else f"{num_envs} rows (one per environment) of "
+        raise ValueError(
+            f"action has shape {array.shape}, expected {shape}: {per}one desired replica count per agent "
+            f"{[a.name for a in config.agents]}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"action {array.tolist()} contains NaN or infinity; pass finite replica counts "
+            "(check the policy's output)"
+        )
+    return array
+
+
 class GpuAllocEnv(gym.Env[ObsType, ActType]):
     """Allocate serverless GPUs, in replicas, among the agents of an LLM multi-agent system.
 
@@ -153,9 +189,7 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
         self.render_mode = render_mode
         self.sim = simulator_for(self.config, batch_size=1)
         self.layout = ObservationLayout(self.config)
-        n = self.config.num_agents
-        max_replicas = np.array([a.max_replicas for a in self.config.agents], dtype=np.float32)
-        self.action_space = spaces.Box(low=np.zeros(n, np.float32), high=max_replicas, dtype=np.float32)
+        self.action_space = replica_space(self.config)
         low, high = self.layout.bounds()
         self.observation_space = spaces.Box(low=low, high=high, dtype=np.float32)
         self._history: deque[NDArray[np.float64]] = deque(maxlen=392)
@@ -171,33 +205,11 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
         self._reset_done = True
         return self.layout.encode(self.sim.view(copy=False))[0], {"time_s": 0.0}
 
-    def _validate_action(self, action: ActType) -> NDArray[np.float64]:
-        raw = np.asarray(action)
-        if raw.dtype.kind not in "iuf":
-            raise ValueError(
-                f"action {raw.tolist()!r} has dtype {raw.dtype}; pass real replica counts (an int or float "
-                "array), not strings, booleans or complex numbers"
-            )
-        # A copy, so that info["requested_replicas"] keeps what was asked if the caller reuses its array.
-        array = np.array(raw, dtype=np.float64)
-        n = self.config.num_agents
-        if array.shape != (n,):
-            raise ValueError(
-                f"action has shape {array.shape}, expected ({n},): one desired replica count per agent "
-                f"{[a.name for a in self.config.agents]}"
-            )
-        if not np.all(np.isfinite(array)):
-            raise ValueError(
-                f"action {array.tolist()} contains NaN or infinity; pass finite replica counts "
-                "(check the policy's output)"
-            )
-        return array
-
     def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
         """Apply the desired replicas for one decision interval."""
         if not self._reset_done:
             raise RuntimeError("call reset() before step()")
-        desired = self._validate_action(action)
+        desired = validate_replicas(action, self.config)
         stats = self.sim.step(desired[None, :])
         components = self._reward_components(stats)
         reward = float(sum(components.values()))

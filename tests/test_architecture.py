@@ -53,6 +53,7 @@ LAYERS: dict[str, int] = {
     "observation": 4,
     "render": 4,
     "env": 4,
+    "vector": 4,
     "": 4,  # the package itself registers the environments
     # 5: policies
     "policy": 5,

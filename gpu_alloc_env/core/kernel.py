@@ -551,16 +551,19 @@ def step_interval(
     p: Params,
     desired: IntArray,
     first_task: IntArray,
+    active: np.ndarray,
     dt: float,
     scratch: IntArray,
     out: StepOut,
 ) -> None:
-    """Advance every environment of ``s`` by ``dt`` with ``desired`` (B, N) replicas per agent.
+    """Advance the ``active`` (B,) environments of ``s`` by ``dt`` with ``desired`` (B, N) replicas.
 
     ``first_task[b]`` is the first task row added for this interval (rows ``first_task[b]`` to
-    ``n_tasks[b]``, sorted by arrival, arrive within it).
+    ``n_tasks[b]``, sorted by arrival, arrive within it). Inactive environments are left as they are.
     """
     for b in range(desired.shape[0]):
+        if not active[b]:
+            continue
         t0 = s.env[b]["time_s"]
         t1 = t0 + dt
         apply_allocation(s, p, b, desired[b], t0, out)

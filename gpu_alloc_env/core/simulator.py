@@ -163,6 +163,7 @@ class BatchSimulator:
         """(B, N) age of the request at the head of each agent's queue."""
         self.totals = EpisodeTotals(batch_size, n)
         self.streams: list[TaskStream | None] = [None] * batch_size
+        self._all = np.ones(batch_size, dtype=bool)
 
     # ------------------------------------------------------------------ state views
     @property
@@ -281,24 +282,29 @@ class BatchSimulator:
         }
         return replicas, repairs
 
-    def step(self, desired_replicas: FloatArray) -> StepStats:
-        """Advance every environment by one decision interval.
+    def step(self, desired_replicas: FloatArray, active: BoolArray | None = None) -> StepStats:
+        """Advance every environment (or those ``active``) by one decision interval.
 
         Args:
             desired_replicas: (B, N) finite replicas asked for per agent.
+            active: (B,) environments to step; the others stand still (no arrivals drawn, no time
+                passes, their statistics are zero). None steps them all.
         """
         if any(stream is None for stream in self.streams):
             raise RuntimeError("every environment must be reset (reset_env) before step")
         desired = np.asarray(desired_replicas, dtype=np.float64).reshape(self.batch_size, self.num_agents)
+        moving = self._all if active is None else np.asarray(active, dtype=bool)
         replicas, repairs = self.repair(desired)
         t0 = self.time_s
-        first_task, arrived = self._admit_tasks(t0, t0 + self.dt_s)
+        first_task, arrived = self._admit_tasks(t0, t0 + self.dt_s, moving)
         # The kernel's interval is the one the arrivals were drawn for, to the last bit.
         self.state.env["time_s"] = t0
         self._out.env.fill(0)
         self._out.agent.fill(0)
-        step_interval(self.state, self.params, replicas, first_task, self.dt_s, self._scratch, self._out)
-        self.step_count += 1
+        step_interval(
+            self.state, self.params, replicas, first_task, moving, self.dt_s, self._scratch, self._out
+        )
+        self.step_count += moving
         env, agent = self._out.env.copy(), self._out.agent.copy()
         repairs["cut_for_capacity"] = agent["cut"].astype(bool)
         stats = StepStats(
@@ -323,22 +329,30 @@ class BatchSimulator:
             repairs=repairs,
             repair_replicas=np.abs(agent["replicas"] - desired).sum(axis=1),
         )
-        self.running[:] = agent["running"]
-        self.kv_used_blocks[:] = agent["kv_used_blocks"]
-        self.kv_total_blocks[:] = agent["kv_total_blocks"]
-        self.oldest_wait_s[:] = agent["oldest_wait_s"]
+        if active is not None:
+            for array in (stats.repair_replicas, *stats.repairs.values()):
+                array[~moving] = 0
+        rows = slice(None) if active is None else moving
+        self.running[rows] = agent["running"][rows]
+        self.kv_used_blocks[rows] = agent["kv_used_blocks"][rows]
+        self.kv_total_blocks[rows] = agent["kv_total_blocks"][rows]
+        self.oldest_wait_s[rows] = agent["oldest_wait_s"][rows]
         alpha = self._ewma_alpha
-        self.arrival_rps += alpha * (agent["requests_arrived"] / self.dt_s - self.arrival_rps)
-        self.preemption_rps += alpha * (agent["preemptions"] / self.dt_s - self.preemption_rps)
+        rate = self.arrival_rps[rows]
+        self.arrival_rps[rows] = rate + alpha * (agent["requests_arrived"][rows] / self.dt_s - rate)
+        rate = self.preemption_rps[rows]
+        self.preemption_rps[rows] = rate + alpha * (agent["preemptions"][rows] / self.dt_s - rate)
         self.totals.add(stats)
         return stats
 
-    def _admit_tasks(self, t0: FloatArray, t1: FloatArray) -> tuple[IntArray, IntArray]:
+    def _admit_tasks(self, t0: FloatArray, t1: FloatArray, moving: BoolArray) -> tuple[IntArray, IntArray]:
         """Draw the interval's tasks into the task tables; returns (first new row, count) per env."""
         b = self.batch_size
         first: IntArray = self.state.env["n_tasks"].copy()
         counts = np.zeros(b, dtype=np.int64)
         for env, stream in enumerate(self.streams):
+            if not moving[env]:
+                continue
             draws = stream.draw(float(t0[env]), float(t1[env]))  # type: ignore[union-attr]
             if draws.count:
                 counts[env] = draws.count

@@ -1,11 +1,12 @@
-"""A Stable-Baselines3 ``VecEnv`` over one :class:`BatchSimulator`: B environments in one NumPy pass.
+"""A Stable-Baselines3 ``VecEnv`` adapter over the native vector environment.
 
-Same physics, observation and reward as :class:`gpu_alloc_env.GpuAllocEnv` (environment ``e``
-reset with seed ``s`` replays ``GpuAllocEnv`` reset with seed ``s``), without B Python
-environments: each step is one batched simulator step. Its actions are normalised, in
-``[-1, 1]^N``, turned into replicas by an :class:`ActionTransform`. Episodes end by truncation; an
-environment that finishes is reset at once from its own continuing generator, with the usual
-``terminal_observation`` and ``TimeLimit.truncated`` in its info, plus ``episode_metrics``.
+:class:`BatchVecEnv` wraps one :class:`gpu_alloc_env.vector.GpuAllocVectorEnv` (same-step
+autoreset): same physics, observation and reward as :class:`gpu_alloc_env.GpuAllocEnv` (environment
+``e`` reset with seed ``s`` replays ``GpuAllocEnv`` reset with seed ``s``), one batched simulator
+step per step. Its actions are normalised, in ``[-1, 1]^N``, turned into replicas by an
+:class:`ActionTransform`. Episodes end by truncation; an environment that finishes is reset at
+once from its own continuing generator, with SB3's ``terminal_observation`` and
+``TimeLimit.truncated`` in its info, plus ``episode_metrics``.
 """
 
 from __future__ import annotations
@@ -16,19 +17,17 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
 from numpy.typing import NDArray
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
 from gpu_alloc_env.config import ScenarioConfig
-from gpu_alloc_env.core.metrics import episode_metrics
-from gpu_alloc_env.core.reward import reward
-from gpu_alloc_env.observation import ObservationLayout
-from gpu_alloc_env.trace_replay import simulator_for
 from gpu_alloc_env.train.actions import ActionTransform
+from gpu_alloc_env.vector import GpuAllocVectorEnv
 
 
 class BatchVecEnv(VecEnv):
-    """``num_envs`` environments of ``config`` stepped as one batch.
+    """``num_envs`` environments of ``config`` stepped as one batch, for SB3.
 
     Args:
         config: the scenario.
@@ -37,37 +36,33 @@ class BatchVecEnv(VecEnv):
     """
 
     def __init__(self, config: ScenarioConfig, num_envs: int, transform: ActionTransform) -> None:
-        layout = ObservationLayout(config)
-        low, high = layout.bounds()
+        self.vector = GpuAllocVectorEnv(num_envs, config, autoreset_mode=AutoresetMode.SAME_STEP)
         n = config.num_agents
         self.render_mode: str | None = None
         super().__init__(
             num_envs,
-            spaces.Box(low=low, high=high, dtype=np.float32),
+            self.vector.single_observation_space,
             spaces.Box(low=-np.ones(n, np.float32), high=np.ones(n, np.float32), dtype=np.float32),
         )
         self.config = config
-        self.layout = layout
         self.transform = transform
-        self.sim = simulator_for(config, batch_size=num_envs)
-        self._rngs: list[np.random.Generator | None] = [None] * num_envs
         self._obs: NDArray[np.float32] | None = None
         self._actions: NDArray[np.floating] | None = None
 
-    def _reset_one(self, env: int, seed: int | None) -> None:
-        if seed is not None or self._rngs[env] is None:
-            self._rngs[env] = np.random.default_rng(seed)
-        self.sim.reset_env(env, self._rngs[env])  # type: ignore[arg-type]
+    @property
+    def sim(self) -> Any:
+        """The batched simulator the vector environment steps."""
+        return self.vector.sim
 
     def reset(self) -> NDArray[np.float32]:
         """Reset every environment (with the seeds given to :meth:`seed`, if any)."""
+        obs, _ = self.vector.reset(seed=list(self._seeds))
         for env in range(self.num_envs):
-            self._reset_one(env, self._seeds[env])
             self.reset_infos[env] = {"time_s": 0.0}
         self._reset_seeds()
         self._reset_options()
-        self._obs = self.layout.encode(self.sim.view(copy=False))
-        first: NDArray[np.float32] = self._obs.copy()
+        self._obs = obs
+        first: NDArray[np.float32] = obs.copy()
         return first
 
     def step_async(self, actions: NDArray[np.floating]) -> None:
@@ -75,7 +70,7 @@ class BatchVecEnv(VecEnv):
         self._actions = np.asarray(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
-        """One batched simulator step; finished environments are reset."""
+        """One batched step; finished environments are reset."""
         if self._obs is None or self._actions is None:
             raise RuntimeError("call reset() and step_async() before step_wait()")
         actions = self._actions.reshape(self.num_envs, -1)
@@ -84,22 +79,17 @@ class BatchVecEnv(VecEnv):
                 f"actions must be finite with shape ({self.num_envs}, {self.config.num_agents}), got "
                 f"shape {self._actions.shape}; check the policy's output"
             )
-        stats = self.sim.step(self.transform.to_replicas(actions, self._obs))
-        rewards = reward(self.config, stats).astype(np.float32)
-        obs = self.layout.encode(self.sim.view(copy=False))
-        done = self.sim.done.copy()
+        obs, rewards, _, done, info = self.vector.step(self.transform.to_replicas(actions, self._obs))
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if done.any():
             for env in np.flatnonzero(done):
                 infos[env] = {
-                    "terminal_observation": obs[env].copy(),
+                    "terminal_observation": info["final_obs"][env],
                     "TimeLimit.truncated": True,
-                    "episode_metrics": episode_metrics(self.sim, int(env)),
+                    "episode_metrics": info["episode_metrics"][env],
                 }
-                self._reset_one(int(env), None)
-            obs = self.layout.encode(self.sim.view(copy=False))
         self._obs = obs
-        return obs.copy(), rewards, done, infos
+        return obs.copy(), rewards.astype(np.float32), done, infos
 
     def close(self) -> None:
         """Nothing to release."""
