@@ -21,37 +21,57 @@ def priority_order(priority: FloatArray) -> IntArray:
 
 
 @njit(cache=True)
+def priority_fill_row(
+    minimum: FloatArray,
+    cap: FloatArray,
+    weight: FloatArray,
+    capacity: float,
+    order: IntArray,
+    alloc: FloatArray,
+    visits: IntArray,
+) -> None:
+    """:func:`priority_fill` of one environment into ``alloc`` (N,), zeroed by the caller.
+
+    ``visits[0]`` counts the agents visited (four linear passes: 4 N).
+    """
+    agents = minimum.shape[0]
+    remaining = capacity
+    for n in order:
+        if minimum[n] > 0.0 and minimum[n] <= remaining + 1e-9:
+            alloc[n] = minimum[n]
+            remaining -= minimum[n]
+    remaining = max(remaining, 0.0)
+    weight_left = 0.0
+    for n in range(agents):
+        if alloc[n] > 0.0 and cap[n] - alloc[n] > 0.0:
+            weight_left += weight[n]
+    for n in order:
+        room = cap[n] - alloc[n] if alloc[n] > 0.0 else 0.0
+        if room <= 0.0:
+            continue
+        if weight_left > 0.0:
+            give = min(remaining * weight[n] / weight_left, room)
+            alloc[n] += give
+            remaining -= give
+        weight_left = max(weight_left - weight[n], 0.0)
+    for n in order:
+        room = cap[n] - alloc[n] if alloc[n] > 0.0 else 0.0
+        if room > 0.0 and remaining > 0.0:
+            give = min(room, remaining)
+            alloc[n] += give
+            remaining -= give
+    visits[0] += 4 * agents
+
+
+@njit(cache=True)
 def _priority_fill(
     minimum: FloatArray, cap: FloatArray, weight: FloatArray, capacity: FloatArray, order: IntArray
 ) -> FloatArray:
     batch, agents = minimum.shape
     alloc = np.zeros((batch, agents))
+    visits = np.zeros(1, dtype=np.int64)
     for b in range(batch):
-        remaining = capacity[b]
-        for n in order:
-            if minimum[b, n] > 0.0 and minimum[b, n] <= remaining + 1e-9:
-                alloc[b, n] = minimum[b, n]
-                remaining -= minimum[b, n]
-        remaining = max(remaining, 0.0)
-        weight_left = 0.0
-        for n in range(agents):
-            if alloc[b, n] > 0.0 and cap[b, n] - alloc[b, n] > 0.0:
-                weight_left += weight[b, n]
-        for n in order:
-            room = cap[b, n] - alloc[b, n] if alloc[b, n] > 0.0 else 0.0
-            if room <= 0.0:
-                continue
-            if weight_left > 0.0:
-                give = min(remaining * weight[b, n] / weight_left, room)
-                alloc[b, n] += give
-                remaining -= give
-            weight_left = max(weight_left - weight[b, n], 0.0)
-        for n in order:
-            room = cap[b, n] - alloc[b, n] if alloc[b, n] > 0.0 else 0.0
-            if room > 0.0 and remaining > 0.0:
-                give = min(room, remaining)
-                alloc[b, n] += give
-                remaining -= give
+        priority_fill_row(minimum[b], cap[b], weight[b], capacity[b], order, alloc[b], visits)
     return alloc
 
 
@@ -131,6 +151,37 @@ def fill_replicas(
 
 
 @njit(cache=True)
+def round_replicas_row(
+    share: FloatArray,
+    cap: FloatArray,
+    size: FloatArray,
+    capacity_gpus: float,
+    held: FloatArray,
+    order: IntArray,
+    replicas: FloatArray,
+    visits: IntArray,
+) -> None:
+    """:func:`fill_replicas`' rounding of one environment's GPU ``share`` into ``replicas`` (N,).
+
+    ``visits[0]`` counts the agents visited (three linear passes: 3 N).
+    """
+    agents = share.shape[0]
+    left = capacity_gpus
+    for n in range(agents):
+        replicas[n] = np.floor(share[n] / size[n] + 1e-9)
+        left -= replicas[n] * size[n]
+    for keeping in (True, False):
+        for n in order:
+            wants = share[n] > replicas[n] * size[n] + 1e-9 and replicas[n] < cap[n] / size[n]
+            if keeping:
+                wants = wants and held[n] > replicas[n]
+            if wants and left >= size[n]:
+                replicas[n] += 1.0
+                left -= size[n]
+    visits[0] += 3 * agents
+
+
+@njit(cache=True)
 def _round_replicas(
     share: FloatArray,
     cap: FloatArray,
@@ -141,17 +192,7 @@ def _round_replicas(
 ) -> FloatArray:
     batch, agents = share.shape
     replicas = np.zeros((batch, agents))
+    visits = np.zeros(1, dtype=np.int64)
     for b in range(batch):
-        left = capacity_gpus
-        for n in range(agents):
-            replicas[b, n] = np.floor(share[b, n] / size[n] + 1e-9)
-            left -= replicas[b, n] * size[n]
-        for keeping in (True, False):
-            for n in order:
-                wants = share[b, n] > replicas[b, n] * size[n] + 1e-9 and replicas[b, n] < cap[b, n] / size[n]
-                if keeping:
-                    wants = wants and held[b, n] > replicas[b, n]
-                if wants and left >= size[n]:
-                    replicas[b, n] += 1.0
-                    left -= size[n]
+        round_replicas_row(share[b], cap[b], size, capacity_gpus, held[b], order, replicas[b], visits)
     return replicas

@@ -182,6 +182,7 @@ def closed_loop(
     s.rep[0, 0]["agent"] = 0
     s.rep[0, 0]["state"] = ACTIVE
     s.agent[0, 0]["n_active"] = 1
+    s.agent[0, 0]["r_head"] = 0
     sums = _run(s, p, first_s, input_tokens, output_tokens, warmup_s, warmup_s + window_s)
     count = sums[0]
     if count == 0:

@@ -156,20 +156,21 @@ def less_loaded_replica_fits(s: SimState, p: Params, b: int, r: int, needed: int
     n = s.rep[b, r]["agent"]
     load = s.rep[b, r]["n_run"]
     others = s.agent[b, n]["n_active"] - 1  # r is serving: the other serving replicas to look at
-    for o in range(s.rep.shape[1]):
-        if others <= 0:
-            break
-        if o == r or s.rep[b, o]["agent"] != n or s.rep[b, o]["state"] != ACTIVE:
+    o = s.agent[b, n]["r_head"]
+    while o != NO_ROW and others > 0:
+        here = o
+        o = s.rep[b, o]["a_next"]
+        if here == r or s.rep[b, here]["state"] != ACTIVE:
             continue
         others -= 1
         if (
-            s.rep[b, o]["n_run"] >= load
-            or s.rep[b, o]["n_run"] >= p.agents[n]["max_seqs"]
-            or needed + s.rep[b, o]["n_run"] > p.agents[n]["kv_blocks"] - s.rep[b, o]["kv_used"]
+            s.rep[b, here]["n_run"] >= load
+            or s.rep[b, here]["n_run"] >= p.agents[n]["max_seqs"]
+            or needed + s.rep[b, here]["n_run"] > p.agents[n]["kv_blocks"] - s.rep[b, here]["kv_used"]
         ):
             continue
         committed = 0
-        i = s.rep[b, o]["run_head"]
+        i = s.rep[b, here]["run_head"]
         while i != NO_ROW:
             remaining = s.rq[b, i]["target"] - s.rq[b, i]["computed"] - s.rq[b, i]["sched"]
             committed += remaining if remaining > 1 else 1
@@ -299,21 +300,22 @@ def idle_replica(s: SimState, b: int, n: int) -> int:
     """
     best = NO_ROW
     left = s.agent[b, n]["n_active"]  # serving replicas of n not yet looked at
-    for r in range(s.rep.shape[1]):
-        if left <= 0:
-            break
-        if s.rep[b, r]["agent"] != n or s.rep[b, r]["state"] != ACTIVE:
+    r = s.agent[b, n]["r_head"]
+    while r != NO_ROW and left > 0:
+        here = r
+        r = s.rep[b, r]["a_next"]
+        if s.rep[b, here]["state"] != ACTIVE:
             continue
         left -= 1
-        if s.rep[b, r]["busy_until_s"] != np.inf:
+        if s.rep[b, here]["busy_until_s"] != np.inf:
             continue
         if (
             best == NO_ROW
-            or s.rep[b, r]["n_run"] < s.rep[b, best]["n_run"]
+            or s.rep[b, here]["n_run"] < s.rep[b, best]["n_run"]
             or (
-                s.rep[b, r]["n_run"] == s.rep[b, best]["n_run"]
-                and s.rep[b, r]["kv_used"] < s.rep[b, best]["kv_used"]
+                s.rep[b, here]["n_run"] == s.rep[b, best]["n_run"]
+                and s.rep[b, here]["kv_used"] < s.rep[b, best]["kv_used"]
             )
         ):
-            best = r
+            best = here
     return best

@@ -95,6 +95,118 @@ def allocate_out(batch_size: int, num_agents: int) -> StepOut:
     )
 
 
+class EventHeap(NamedTuple):
+    """A binary min-heap of replica events (a cold start ending, an iteration ending) of one environment.
+
+    Ordered by (time, slot), so that simultaneous events run in slot order. An entry is current while
+    its replica still waits for that event at that time; others are dropped when they reach the top.
+    """
+
+    time_s: FloatArray
+    slot: IntArray
+    size: IntArray
+    """(1,) entries in use."""
+
+
+@njit(cache=True)
+def _before(heap: EventHeap, i: int, j: int) -> bool:
+    earlier: bool = heap.time_s[i] < heap.time_s[j] or (
+        heap.time_s[i] == heap.time_s[j] and heap.slot[i] < heap.slot[j]
+    )
+    return earlier
+
+
+@njit(cache=True)
+def _swap(heap: EventHeap, i: int, j: int) -> None:
+    heap.time_s[i], heap.time_s[j] = heap.time_s[j], heap.time_s[i]
+    heap.slot[i], heap.slot[j] = heap.slot[j], heap.slot[i]
+
+
+@njit(cache=True)
+def heap_push(s: SimState, b: int, heap: EventHeap, t: float, r: int) -> None:
+    """Add replica ``r``'s event at ``t`` (the heap is rebuilt from the replicas when it is full)."""
+    if heap.size[0] == heap.time_s.shape[0]:
+        heap_build(s, b, heap)
+        if heap.size[0] == heap.time_s.shape[0]:  # pragma: no cover - one entry per slot fits
+            raise RuntimeError("event heap overflow")
+        for k in range(heap.size[0]):
+            if heap.slot[k] == r and heap.time_s[k] == t:
+                return  # the rebuild took it in
+    i = heap.size[0]
+    heap.time_s[i] = t
+    heap.slot[i] = r
+    heap.size[0] += 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        if not _before(heap, i, parent):
+            break
+        _swap(heap, i, parent)
+        i = parent
+
+
+@njit(cache=True)
+def _heap_pop(heap: EventHeap) -> None:
+    heap.size[0] -= 1
+    last = heap.size[0]
+    heap.time_s[0] = heap.time_s[last]
+    heap.slot[0] = heap.slot[last]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= last:
+            break
+        child = left
+        if left + 1 < last and _before(heap, left + 1, left):
+            child = left + 1
+        if not _before(heap, child, i):
+            break
+        _swap(heap, i, child)
+        i = child
+
+
+@njit(cache=True)
+def _event_s(s: SimState, b: int, r: int) -> float:
+    """When replica ``r`` next has an event: its cold start ends, or its iteration (inf: none)."""
+    state = s.rep[b, r]["state"]
+    if state == STARTING:
+        t: float = s.rep[b, r]["ready_s"]
+        return t
+    if state in (ACTIVE, DRAINING):
+        t = s.rep[b, r]["busy_until_s"]
+        return t
+    return np.inf
+
+
+@njit(cache=True)
+def heap_build(s: SimState, b: int, heap: EventHeap) -> None:
+    """The heap of every replica's current event."""
+    heap.size[0] = 0
+    for r in range(s.rep.shape[1]):
+        t = _event_s(s, b, r)
+        if t != np.inf:
+            i = heap.size[0]
+            heap.time_s[i] = t
+            heap.slot[i] = r
+            heap.size[0] += 1
+            while i > 0:
+                parent = (i - 1) >> 1
+                if not _before(heap, i, parent):
+                    break
+                _swap(heap, i, parent)
+                i = parent
+
+
+@njit(cache=True)
+def heap_top(s: SimState, b: int, heap: EventHeap) -> int:
+    """The slot of the earliest current event (``NO_ROW`` if none); stale entries are dropped."""
+    while heap.size[0] > 0:
+        r: int = heap.slot[0]
+        if _event_s(s, b, r) == heap.time_s[0]:
+            return r
+        _heap_pop(heap)
+    return NO_ROW
+
+
 # ------------------------------------------------------------------------------- replicas
 @njit(cache=True)
 def set_state(s: SimState, b: int, r: int, state: int) -> None:
@@ -128,12 +240,48 @@ def bill(s: SimState, p: Params, b: int, r: int, until_s: float, out: StepOut) -
 
 
 @njit(cache=True)
+def link(s: SimState, b: int, n: int, r: int) -> None:
+    """Add replica slot ``r`` to agent ``n``'s list of replicas, which stays in slot order."""
+    prev = NO_ROW
+    nxt = s.agent[b, n]["r_head"]
+    while nxt != NO_ROW and nxt < r:
+        prev = nxt
+        nxt = s.rep[b, nxt]["a_next"]
+    s.rep[b, r]["a_prev"] = prev
+    s.rep[b, r]["a_next"] = nxt
+    if prev == NO_ROW:
+        s.agent[b, n]["r_head"] = r
+    else:
+        s.rep[b, prev]["a_next"] = r
+    if nxt != NO_ROW:
+        s.rep[b, nxt]["a_prev"] = r
+
+
+@njit(cache=True)
+def unlink(s: SimState, b: int, r: int) -> None:
+    """Remove replica slot ``r`` from its agent's list."""
+    prev = s.rep[b, r]["a_prev"]
+    nxt = s.rep[b, r]["a_next"]
+    if prev == NO_ROW:
+        s.agent[b, s.rep[b, r]["agent"]]["r_head"] = nxt
+    else:
+        s.rep[b, prev]["a_next"] = nxt
+    if nxt != NO_ROW:
+        s.rep[b, nxt]["a_prev"] = prev
+    s.rep[b, r]["a_prev"] = NO_ROW
+    s.rep[b, r]["a_next"] = NO_ROW
+
+
+@njit(cache=True)
 def stop(s: SimState, p: Params, b: int, r: int, t: float, out: StepOut) -> None:
     """Stop replica ``r`` at ``t``: bill it to ``t`` and free its slot."""
     bill(s, p, b, r, t, out)
     set_state(s, b, r, FREE)
+    unlink(s, b, r)
     s.rep[b, r]["agent"] = NO_ROW
     s.rep[b, r]["busy_until_s"] = np.inf
+    if r < s.env[b]["free_hint"]:
+        s.env[b]["free_hint"] = r
 
 
 @njit(cache=True)
@@ -163,45 +311,53 @@ def kill(s: SimState, p: Params, b: int, r: int, t: float, out: StepOut) -> None
 def _find(s: SimState, b: int, n: int, state: int, newest: bool) -> int:
     """A replica of agent ``n`` in ``state``: the most (or least) recently started one."""
     best = NO_ROW
-    for r in range(s.rep.shape[1]):
-        if s.rep[b, r]["agent"] != n or s.rep[b, r]["state"] != state:
-            continue
-        if best == NO_ROW or (s.rep[b, r]["start_s"] > s.rep[b, best]["start_s"]) == newest:
+    r = s.agent[b, n]["r_head"]
+    while r != NO_ROW:
+        if s.rep[b, r]["state"] == state and (
+            best == NO_ROW or (s.rep[b, r]["start_s"] > s.rep[b, best]["start_s"]) == newest
+        ):
             best = r
+        r = s.rep[b, r]["a_next"]
     return best
 
 
 @njit(cache=True)
 def _least_loaded_busy(s: SimState, b: int, n: int) -> int:
     best = NO_ROW
-    for r in range(s.rep.shape[1]):
-        mine = s.rep[b, r]["agent"] == n and s.rep[b, r]["state"] == ACTIVE
-        if mine and (best == NO_ROW or s.rep[b, r]["n_run"] < s.rep[b, best]["n_run"]):
+    r = s.agent[b, n]["r_head"]
+    while r != NO_ROW:
+        if s.rep[b, r]["state"] == ACTIVE and (
+            best == NO_ROW or s.rep[b, r]["n_run"] < s.rep[b, best]["n_run"]
+        ):
             best = r
+        r = s.rep[b, r]["a_next"]
     return best
 
 
 @njit(cache=True)
 def _idle_active(s: SimState, b: int, n: int) -> int:
-    for r in range(s.rep.shape[1]):
-        if s.rep[b, r]["agent"] == n and s.rep[b, r]["state"] == ACTIVE and s.rep[b, r]["n_run"] == 0:
+    r: int = s.agent[b, n]["r_head"]
+    while r != NO_ROW:
+        if s.rep[b, r]["state"] == ACTIVE and s.rep[b, r]["n_run"] == 0:
             return r
+        r = s.rep[b, r]["a_next"]
     return NO_ROW
 
 
 @njit(cache=True)
-def _start_new(s: SimState, p: Params, b: int, n: int, t: float, free_gpus: int, out: StepOut) -> int:
+def _start_new(
+    s: SimState, p: Params, b: int, n: int, t: float, free_gpus: int, kept_gpus: IntArray, out: StepOut
+) -> int:
     """Start a replica of agent ``n`` if the pool has room, evicting other agents' kept-alive ones.
 
-    Returns the GPUs left free, or -1 when the replica does not fit.
+    ``kept_gpus[0]`` holds the GPUs of every kept-alive replica (kept up to date here). Returns the
+    GPUs left free, or -1 when the replica does not fit.
     """
     need = p.agents[n]["gpus"]
-    evictable = 0
-    for r in range(s.rep.shape[1]):
-        if s.rep[b, r]["state"] == KEPT and s.rep[b, r]["agent"] != n:
-            evictable += p.agents[s.rep[b, r]["agent"]]["gpus"]
-    if free_gpus + evictable < need:
-        return -1  # eviction could not make room: keep the warm replicas
+    if free_gpus < need:
+        evictable = kept_gpus[0] - s.agent[b, n]["n_kept"] * need
+        if free_gpus + evictable < need:
+            return -1  # eviction could not make room: keep the warm replicas
     while free_gpus < need:
         oldest = NO_ROW
         for r in range(s.rep.shape[1]):
@@ -212,13 +368,14 @@ def _start_new(s: SimState, p: Params, b: int, n: int, t: float, free_gpus: int,
             return -1
         out.agent[b, s.rep[b, oldest]["agent"]]["evicted"] += 1
         free_gpus += p.agents[s.rep[b, oldest]["agent"]]["gpus"]
+        kept_gpus[0] -= p.agents[s.rep[b, oldest]["agent"]]["gpus"]
         stop(s, p, b, oldest, t, out)
-    slot = NO_ROW
-    for r in range(s.rep.shape[1]):
-        if s.rep[b, r]["state"] == FREE:
-            slot = r
-            break
+    slot = s.env[b]["free_hint"]
+    while s.rep[b, slot]["state"] != FREE:
+        slot += 1
+    s.env[b]["free_hint"] = slot + 1
     s.rep[b, slot]["agent"] = n
+    link(s, b, n, slot)
     s.rep[b, slot]["state"] = FREE
     set_state(s, b, slot, STARTING)
     s.rep[b, slot]["ready_s"] = t + p.agents[n]["cold_start_s"]
@@ -271,23 +428,37 @@ def apply_allocation(s: SimState, p: Params, b: int, desired: IntArray, t: float
         if s.rep[b, r]["state"] != FREE:
             held += p.agents[s.rep[b, r]["agent"]]["gpus"]
     free_gpus = p.capacity_gpus - held
+    kept_gpus = np.zeros(1, dtype=np.int64)
+    for n in range(agents):
+        kept_gpus[0] += s.agent[b, n]["n_kept"] * p.agents[n]["gpus"]
+    # The agents still to start replicas, in priority order; rounds visit only those.
+    waiting = np.empty(agents, dtype=np.int64)
+    count = 0
+    for k in range(agents):
+        if need[p.priority_order[k]] > 0:
+            waiting[count] = p.priority_order[k]
+            count += 1
     # One pass for the agents that hold no replica, then rounds of one replica each until none fits.
     for first_only in (True, False):
         progress = True
         while progress:
             progress = False
-            for k in range(agents):
-                n = p.priority_order[k]
+            kept = 0
+            for k in range(count):
+                n = waiting[k]
                 held_n = s.agent[b, n]["n_active"] + s.agent[b, n]["n_starting"]
-                if need[n] == 0 or (first_only and held_n > 0):
-                    continue
-                left = _start_new(s, p, b, n, t, free_gpus, out)
-                if left < 0:
-                    need[n] = 0
-                else:
-                    free_gpus = left
-                    need[n] -= 1
-                    progress = not first_only
+                if need[n] > 0 and not (first_only and held_n > 0):
+                    left = _start_new(s, p, b, n, t, free_gpus, kept_gpus, out)
+                    if left < 0:
+                        need[n] = 0
+                    else:
+                        free_gpus = left
+                        need[n] -= 1
+                        progress = not first_only
+                if need[n] > 0:
+                    waiting[kept] = n
+                    kept += 1
+            count = kept
     for n in range(agents):
         held_n = s.agent[b, n]["n_active"] + s.agent[b, n]["n_starting"]
         out.agent[b, n]["replicas"] = held_n
@@ -343,12 +514,13 @@ def create_request(
 
 
 @njit(cache=True)
-def wake(s: SimState, p: Params, b: int, n: int, t: float, out: StepOut) -> None:
+def wake(s: SimState, p: Params, b: int, n: int, t: float, heap: EventHeap, out: StepOut) -> None:
     """Let idle replicas of agent ``n`` take its queued requests at ``t``."""
     while s.agent[b, n]["q_head"] != NO_ROW:
         r = idle_replica(s, b, n)
         if r == NO_ROW or not start_iteration(s, p, b, r, t, True, out.agent):
             return
+        heap_push(s, b, heap, s.rep[b, r]["busy_until_s"], r)
 
 
 @njit(cache=True)
@@ -368,7 +540,9 @@ def finish_task(s: SimState, p: Params, b: int, task: int, t: float, t1: float, 
 
 
 @njit(cache=True)
-def on_complete(s: SimState, p: Params, b: int, i: int, t: float, t1: float, out: StepOut) -> None:
+def on_complete(
+    s: SimState, p: Params, b: int, i: int, t: float, t1: float, heap: EventHeap, out: StepOut
+) -> None:
     """Request ``i`` completed at ``t``: move its task on through the workflow."""
     n = s.rq[b, i]["agent"]
     out.agent[b, n]["requests_completed"] += 1
@@ -387,7 +561,7 @@ def on_complete(s: SimState, p: Params, b: int, i: int, t: float, t1: float, out
             create_request(
                 s, p, b, agent, KIND_SPECIALIST, task, t, s.cl[b, c]["input"], s.cl[b, c]["output"], out
             )
-            wake(s, p, b, agent, t, out)
+            wake(s, p, b, agent, t, heap, out)
     elif kind == KIND_SPECIALIST:
         s.tk[b, task]["pending"] -= 1
         s.tk[b, task]["agg_input"] += s.rq[b, i]["generated"]
@@ -404,7 +578,7 @@ def on_complete(s: SimState, p: Params, b: int, i: int, t: float, t1: float, out
                 s.tk[b, task]["agg_output"],
                 out,
             )
-            wake(s, p, b, 0, t, out)
+            wake(s, p, b, 0, t, heap, out)
     else:
         finish_task(s, p, b, task, t, t1, out)
 
@@ -463,47 +637,54 @@ def add_tasks(
 # ------------------------------------------------------------------------------- the interval
 @njit(cache=True)
 def _replica_event(
-    s: SimState, p: Params, b: int, r: int, t: float, t0: float, t1: float, scratch: IntArray, out: StepOut
+    s: SimState,
+    p: Params,
+    b: int,
+    r: int,
+    t: float,
+    t0: float,
+    t1: float,
+    scratch: IntArray,
+    heap: EventHeap,
+    out: StepOut,
 ) -> None:
     n = s.rep[b, r]["agent"]
     if s.rep[b, r]["state"] == STARTING:
         set_state(s, b, r, ACTIVE)
         s.rep[b, r]["busy_until_s"] = np.inf
-        wake(s, p, b, n, t, out)
+        wake(s, p, b, n, t, heap, out)
         return
     out.agent[b, n]["busy_gpu_s"] += (t - max(s.rep[b, r]["iter_start_s"], t0)) * p.agents[n]["gpus"]
     count = finish_iteration(s, b, r, t, scratch)
     for k in range(count):
-        on_complete(s, p, b, scratch[k], t, t1, out)
+        on_complete(s, p, b, scratch[k], t, t1, heap, out)
     draining = s.rep[b, r]["state"] == DRAINING
-    if not start_iteration(s, p, b, r, t, not draining, out.agent) and draining:
+    if start_iteration(s, p, b, r, t, not draining, out.agent):
+        heap_push(s, b, heap, s.rep[b, r]["busy_until_s"], r)
+    elif draining:
         release(s, p, b, r, t, out)
     if s.agent[b, n]["q_head"] != NO_ROW:
-        wake(s, p, b, n, t, out)  # requests it preempted, or left to a less loaded idle replica
+        wake(s, p, b, n, t, heap, out)  # requests it preempted, or left to a less loaded idle replica
 
 
 @njit(cache=True)
 def serve(
     s: SimState, p: Params, b: int, t0: float, t1: float, first_task: int, scratch: IntArray, out: StepOut
 ) -> None:
-    """The discrete-event loop of environment ``b`` over ``[t0, t1)``."""
+    """The discrete-event loop of environment ``b`` over ``[t0, t1)``.
+
+    Events run in time order: task arrivals first on ties, then replica events by slot.
+    """
+    slots = s.rep.shape[1]
+    heap = EventHeap(np.empty(slots + 1), np.empty(slots + 1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+    heap_build(s, b, heap)
     out.env[b]["delay_task_s"] += s.env[b]["tasks_in_flight"] * (t1 - t0)
     for n in range(s.agent.shape[1]):
-        wake(s, p, b, n, t0, out)  # replicas reused or requests re-queued by the allocation
+        wake(s, p, b, n, t0, heap, out)  # replicas reused or requests re-queued by the allocation
     k = first_task
-    slots = s.rep.shape[1]
     while True:
-        event_s = np.inf
-        event_r = NO_ROW
-        for r in range(slots):
-            state = s.rep[b, r]["state"]
-            if state == STARTING:
-                if s.rep[b, r]["ready_s"] < event_s:
-                    event_s = s.rep[b, r]["ready_s"]
-                    event_r = r
-            elif state in (ACTIVE, DRAINING) and s.rep[b, r]["busy_until_s"] < event_s:
-                event_s = s.rep[b, r]["busy_until_s"]
-                event_r = r
+        event_r = heap_top(s, b, heap)
+        event_s = heap.time_s[0] if event_r != NO_ROW else np.inf
         arrival_s = s.tk[b, k]["arrival_s"] if k < s.env[b]["n_tasks"] else np.inf
         if arrival_s <= event_s:
             if arrival_s >= t1:
@@ -513,12 +694,13 @@ def serve(
             create_request(
                 s, p, b, 0, KIND_PLAN, k, arrival_s, s.tk[b, k]["plan_input"], s.tk[b, k]["plan_output"], out
             )
-            wake(s, p, b, 0, arrival_s, out)
+            wake(s, p, b, 0, arrival_s, heap, out)
             k += 1
         else:
             if event_s >= t1:
                 return
-            _replica_event(s, p, b, event_r, event_s, t0, t1, scratch, out)
+            _heap_pop(heap)
+            _replica_event(s, p, b, event_r, event_s, t0, t1, scratch, heap, out)
 
 
 @njit(cache=True)

@@ -61,6 +61,7 @@ ENV = np.dtype(
         ("tasks_in_flight", I8),
         ("tasks_completed", I8),
         ("slo_met", I8),
+        ("free_hint", I8),  # no replica slot below this one is free
     ]
 )
 AGENT = np.dtype(
@@ -72,6 +73,7 @@ AGENT = np.dtype(
         ("n_active", I8),
         ("n_draining", I8),
         ("n_kept", I8),
+        ("r_head", I8),  # the agent's replicas (any state but free), a list in slot order
     ]
 )
 REPLICA = np.dtype(
@@ -88,6 +90,8 @@ REPLICA = np.dtype(
         ("run_tail", I8),
         ("n_run", I8),
         ("kv_used", I8),  # KV blocks held by its running requests
+        ("a_next", I8),  # the next replica of the same agent, by slot
+        ("a_prev", I8),
     ]
 )
 REQUEST = np.dtype(
@@ -143,6 +147,9 @@ _EMPTY: dict[str, float] = {
     "q_head": NO_ROW,
     "q_tail": NO_ROW,
     "agent": NO_ROW,
+    "r_head": NO_ROW,
+    "a_next": NO_ROW,
+    "a_prev": NO_ROW,
     "busy_until_s": np.inf,
     "run_head": NO_ROW,
     "run_tail": NO_ROW,

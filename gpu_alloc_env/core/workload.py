@@ -15,6 +15,10 @@ import numpy as np
 from gpu_alloc_env.arrays import FloatArray, IntArray
 from gpu_alloc_env.config import ScenarioConfig
 
+DENSE_CALLS_MAX_SPECIALISTS = 64
+"""Up to this many specialists a task's calls are one Bernoulli draw per specialist; beyond it the
+calls of an interval are drawn sparsely, in time proportional to the calls (same distribution)."""
+
 
 def lognormal_params(mean: float, cv: float) -> tuple[float, float]:
     """(mu, sigma) of the log-normal with the given mean and coefficient of variation."""
@@ -65,6 +69,12 @@ class TaskStream:
             config.workload.aggregate_output_tokens_mean, config.workload.aggregate_output_tokens_cv
         )
         self._invoke = np.array([a.invoke_probability for a in agents[1:]], np.float64)
+        self._groups: list[tuple[float, IntArray]] = []
+        """Specialists by invoke probability (the sparse draw), each as (probability, indices)."""
+        if self._invoke.size > DENSE_CALLS_MAX_SPECIALISTS:
+            for probability in np.unique(self._invoke):
+                members = np.flatnonzero(self._invoke == probability).astype(np.int64)
+                self._groups.append((float(probability), members))
         self.burst_high = bool(rng.random() < config.workload.burst_high_share)
         self.phase_rad = float(rng.uniform(0.0, 2.0 * math.pi))
 
@@ -101,7 +111,10 @@ class TaskStream:
         """Tasks arriving at the sorted times ``arrival_s``: their calls and token counts, drawn."""
         rng = self._rng
         count = int(arrival_s.size)
-        call_task, column = np.nonzero(rng.random(size=(count, self._invoke.size)) < self._invoke)
+        if self._groups:
+            call_task, column = self._sparse_calls(count)
+        else:
+            call_task, column = np.nonzero(rng.random(size=(count, self._invoke.size)) < self._invoke)
         call_agent = column + 1
         task_normals = rng.standard_normal(size=(3, count))
         call_normals = rng.standard_normal(size=(2, call_task.size))
@@ -118,6 +131,27 @@ class TaskStream:
                 self._mu_out[call_agent], self._sigma_out[call_agent], call_normals[1]
             ),
         )
+
+    def _sparse_calls(self, count: int) -> tuple[IntArray, IntArray]:
+        """(task, specialist) of every call of ``count`` tasks, grouped by task, specialists ascending.
+
+        Within a group of specialists of equal invoke probability p, the count x m (task,
+        specialist) pairs are independent Bernoulli(p) trials: the number of calls is
+        Binomial(count x m, p) and which pairs they are is a uniform subset. So this is the
+        distribution of the dense draw, at a cost in the calls rather than in tasks x specialists.
+        """
+        rng = self._rng
+        tasks, columns = [], []
+        for probability, members in self._groups:
+            pairs = count * members.size
+            calls = int(rng.binomial(pairs, probability)) if pairs else 0
+            chosen = rng.choice(pairs, size=calls, replace=False) if calls else np.zeros(0, np.int64)
+            tasks.append(chosen // members.size)
+            columns.append(members[chosen % members.size])
+        task = np.concatenate(tasks).astype(np.int64)
+        column = np.concatenate(columns).astype(np.int64)
+        order = np.lexsort((column, task))
+        return task[order], column[order]
 
 
 def _tokens(mu: FloatArray | float, sigma: FloatArray | float, normal: FloatArray) -> FloatArray:
