@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from numpy.typing import NDArray
 
-from gpu_alloc_env.arrays import FloatArray
+from gpu_alloc_env.arrays import FloatArray, IntArray
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.simulator import SimView
 
@@ -93,6 +94,67 @@ class DecodedObservation:
         return held
 
 
+@njit(cache=True)
+def _encode(
+    queued: IntArray,
+    running: IntArray,
+    arrival_rps: FloatArray,
+    active: IntArray,
+    starting: IntArray,
+    draining: IntArray,
+    kept_alive: IntArray,
+    kv_used: IntArray,
+    kv_total: IntArray,
+    preemption_rps: FloatArray,
+    oldest_wait_s: FloatArray,
+    held_gpus: IntArray,
+    time_s: FloatArray,
+    phase_sin: FloatArray,
+    phase_cos: FloatArray,
+    in_flight: IntArray,
+    size: FloatArray,
+    static: FloatArray,
+    request_slo_s: FloatArray,
+    scales: FloatArray,
+    out: NDArray[np.float32],
+) -> None:
+    """The features of :data:`AGENT_FEATURES` and :data:`GLOBAL_FEATURES` into ``out`` (B, size).
+
+    ``scales`` = (capacity_gpus, episode_length_s); arithmetic in float64, as NumPy would do it.
+    """
+    capacity, length_s = scales[0], scales[1]
+    features = len(AGENT_FEATURES)
+    for b in range(queued.shape[0]):
+        for n in range(queued.shape[1]):
+            row = n * features
+            x = np.float64(queued[b, n])
+            out[b, row] = x / (x + QUEUE_SCALE)
+            x = np.float64(running[b, n])
+            out[b, row + 1] = x / (x + RUNNING_SCALE)
+            x = arrival_rps[b, n]
+            out[b, row + 2] = x / (x + RATE_SCALE_RPS)
+            out[b, row + 3] = active[b, n] * size[n] / capacity
+            out[b, row + 4] = starting[b, n] * size[n] / capacity
+            out[b, row + 5] = draining[b, n] * size[n] / capacity
+            out[b, row + 6] = kept_alive[b, n] * size[n] / capacity
+            total = np.float64(kv_total[b, n])
+            out[b, row + 7] = kv_used[b, n] / total if total > 0 else 0.0
+            x = preemption_rps[b, n]
+            out[b, row + 8] = x / (x + RATE_SCALE_RPS)
+            out[b, row + 9] = static[n, 0]
+            out[b, row + 10] = static[n, 1]
+            out[b, row + 11] = static[n, 2]
+            x = oldest_wait_s[b, n] / request_slo_s[n]
+            out[b, row + 12] = x / (x + 1.0)
+        glob = queued.shape[1] * features
+        out[b, glob] = min(max(1.0 - held_gpus[b] / capacity, 0.0), 1.0)
+        out[b, glob + 1] = min(max(time_s[b] / length_s, 0.0), 1.0)
+        out[b, glob + 2] = phase_sin[b]
+        out[b, glob + 3] = phase_cos[b]
+        x = np.float64(in_flight[b])
+        out[b, glob + 4] = x / (x + IN_FLIGHT_SCALE)
+
+
 class ObservationLayout:
     """Encodes a :class:`SimView` into float32 vectors, and decodes them.
 
@@ -136,37 +198,21 @@ class ObservationLayout:
         return low, high
 
     def encode(self, view: SimView) -> NDArray[np.float32]:
-        """(B, size) observation of every environment of ``view``."""
+        """(B, size) observation of every environment of ``view`` (one compiled pass)."""
         cfg = self.config
-        cap = self.capacity_gpus
-        size = self.gpus_per_replica
         b = view.time_s.shape[0]
-        n = self.num_agents
         out = np.empty((b, self.size), dtype=np.float32)
-        agent = out[:, : n * len(AGENT_FEATURES)].reshape(b, n, len(AGENT_FEATURES))
-        kv_total = view.kv_total_blocks.astype(np.float64)
-        agent[:, :, 0] = squash(view.queued.astype(np.float64), QUEUE_SCALE)
-        agent[:, :, 1] = squash(view.running.astype(np.float64), RUNNING_SCALE)
-        agent[:, :, 2] = squash(view.arrival_rps, RATE_SCALE_RPS)
-        agent[:, :, 3] = view.active * size / cap
-        agent[:, :, 4] = view.starting * size / cap
-        agent[:, :, 5] = view.draining * size / cap
-        agent[:, :, 6] = view.kept_alive * size / cap
-        agent[:, :, 7] = np.divide(
-            view.kv_used_blocks, kv_total, out=np.zeros_like(kv_total), where=kv_total > 0
-        )
-        agent[:, :, 8] = squash(view.preemption_rps, RATE_SCALE_RPS)
-        agent[:, :, 9:12] = self._static
-        agent[:, :, 12] = squash(view.oldest_wait_s / self.request_slo_s, 1.0)
-        glob = out[:, n * len(AGENT_FEATURES) :]
-        glob[:, 0] = np.clip(1.0 - view.held_gpus / cap, 0.0, 1.0)
-        glob[:, 1] = np.clip(view.time_s / cfg.episode_length_s, 0.0, 1.0)
         if cfg.workload.pattern == "diurnal":
-            glob[:, 2] = np.sin(view.diurnal_phase_rad)
-            glob[:, 3] = np.cos(view.diurnal_phase_rad)
+            phase_sin, phase_cos = np.sin(view.diurnal_phase_rad), np.cos(view.diurnal_phase_rad)
         else:
-            glob[:, 2:4] = 0.0
-        glob[:, 4] = squash(view.tasks_in_flight.astype(np.float64), IN_FLIGHT_SCALE)
+            phase_sin = phase_cos = np.zeros(b)
+        _encode(
+            view.queued, view.running, view.arrival_rps, view.active, view.starting, view.draining,
+            view.kept_alive, view.kv_used_blocks, view.kv_total_blocks, view.preemption_rps,
+            view.oldest_wait_s, view.held_gpus, view.time_s, phase_sin, phase_cos, view.tasks_in_flight,
+            self.gpus_per_replica, self._static, self.request_slo_s,
+            np.array([self.capacity_gpus, cfg.episode_length_s]), out,
+        )  # fmt: skip
         return out
 
     def decode(self, observation: NDArray[np.floating]) -> DecodedObservation:

@@ -91,6 +91,7 @@ LAYERS: dict[str, int] = {
     "train.serving": 7,
     "train.tune": 7,
     "train.benchmark": 7,
+    "train.bench": 7,
     # 8: the command line: options shared by the commands, one module per command
     "train.cli.options": 8,
     "train.cli.compare": 8,
@@ -102,6 +103,7 @@ LAYERS: dict[str, int] = {
     "train.cli.serving": 8,
     "train.cli.tune": 8,
     "train.cli.benchmark": 8,
+    "train.cli.bench": 8,
     "train.cli": 8,
     "train.__main__": 8,
 }

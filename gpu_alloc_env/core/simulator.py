@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from gpu_alloc_env.arrays import BoolArray, FloatArray, IntArray
 from gpu_alloc_env.config import ScenarioConfig
@@ -26,6 +27,7 @@ from gpu_alloc_env.core.state import (
     KEPT,
     STARTING,
     Params,
+    Records,
     SimState,
     allocate_state,
     clear_env,
@@ -41,6 +43,20 @@ REPAIR_KINDS: tuple[str, ...] = (
     "cut_for_capacity",
 )
 """Names of the repairs :meth:`BatchSimulator.step` reports, in order."""
+
+
+@njit(cache=True)
+def _repair(desired: FloatArray, max_replicas: FloatArray, replicas: IntArray, flags: BoolArray) -> None:
+    """:meth:`BatchSimulator.repair` in one pass: clip, round halves up, and flag each repair."""
+    for b in range(desired.shape[0]):
+        for n in range(desired.shape[1]):
+            x = desired[b, n]
+            clipped = min(max(x, 0.0), max_replicas[n])
+            whole = np.floor(clipped + 0.5)
+            replicas[b, n] = np.int64(whole)
+            flags[0, b, n] = x < 0.0
+            flags[1, b, n] = x > max_replicas[n]
+            flags[2, b, n] = abs(whole - clipped) > 1e-9
 
 
 @dataclass(frozen=True)
@@ -273,12 +289,14 @@ class BatchSimulator:
 
         Halves round up (1.5 replicas become 2).
         """
-        clipped = np.clip(desired, 0.0, self.max_replicas)
-        replicas = np.floor(clipped + 0.5).astype(np.int64)
+        desired = np.ascontiguousarray(desired, dtype=np.float64)
+        replicas = np.empty(desired.shape, dtype=np.int64)
+        flags = np.empty((3, *desired.shape), dtype=np.bool_)
+        _repair(desired, self.max_replicas, replicas, flags)
         repairs = {
-            "clipped_negative": desired < 0.0,
-            "clipped_above_max": desired > self.max_replicas,
-            "rounded_to_integer": np.abs(replicas - clipped) > 1e-9,
+            "clipped_negative": flags[0],
+            "clipped_above_max": flags[1],
+            "rounded_to_integer": flags[2],
         }
         return replicas, repairs
 
@@ -332,17 +350,11 @@ class BatchSimulator:
         if active is not None:
             for array in (stats.repair_replicas, *stats.repairs.values()):
                 array[~moving] = 0
-        rows = slice(None) if active is None else moving
-        self.running[rows] = agent["running"][rows]
-        self.kv_used_blocks[rows] = agent["kv_used_blocks"][rows]
-        self.kv_total_blocks[rows] = agent["kv_total_blocks"][rows]
-        self.oldest_wait_s[rows] = agent["oldest_wait_s"][rows]
-        alpha = self._ewma_alpha
-        rate = self.arrival_rps[rows]
-        self.arrival_rps[rows] = rate + alpha * (agent["requests_arrived"][rows] / self.dt_s - rate)
-        rate = self.preemption_rps[rows]
-        self.preemption_rps[rows] = rate + alpha * (agent["preemptions"][rows] / self.dt_s - rate)
-        self.totals.add(stats)
+        _after_step(
+            moving, self._ewma_alpha, self.dt_s, env, agent, arrived, stats.repair_replicas,
+            self.running, self.kv_used_blocks, self.kv_total_blocks, self.oldest_wait_s,
+            self.arrival_rps, self.preemption_rps, self.totals.env_rows, self.totals.agent_rows,
+        )  # fmt: skip
         return stats
 
     def _admit_tasks(self, t0: FloatArray, t1: FloatArray, moving: BoolArray) -> tuple[IntArray, IntArray]:
@@ -384,43 +396,91 @@ class BatchSimulator:
         )
 
 
+TOTALS_ENV = np.dtype(
+    [("tasks_arrived", np.int64), ("cost_usd", np.float64), ("output_tokens", np.float64),
+     ("repair_replicas", np.float64)]
+)  # fmt: skip
+TOTALS_AGENT = np.dtype(
+    [("billed_gpu_s", np.float64), ("busy_gpu_s", np.float64), ("cold_starts", np.int64),
+     ("preemptions", np.int64), ("requeued", np.int64), ("truncated", np.int64), ("evicted", np.int64)]
+)  # fmt: skip
+
+
 @dataclass
 class EpisodeTotals:
-    """Running totals of the current episode of every environment."""
+    """Running totals of the current episode of every environment.
+
+    Per environment (B,): ``tasks_arrived``, ``cost_usd``, ``output_tokens``, ``repair_replicas``;
+    per environment and agent (B, N): ``billed_gpu_s``, ``busy_gpu_s``, ``cold_starts``,
+    ``preemptions``, ``requeued``, ``truncated``, ``evicted``. Each is a field of the record arrays
+    ``env_rows`` and ``agent_rows``, which the simulator's compiled bookkeeping adds to.
+    """
 
     batch_size: int
     num_agents: int
 
     def __post_init__(self) -> None:
-        b, n = self.batch_size, self.num_agents
-        self.tasks_arrived = np.zeros(b, dtype=np.int64)
-        self.cost_usd = np.zeros(b)
-        self.output_tokens = np.zeros(b)
-        self.repair_replicas = np.zeros(b)
-        self.billed_gpu_s = np.zeros((b, n))
-        self.busy_gpu_s = np.zeros((b, n))
-        self.cold_starts = np.zeros((b, n), dtype=np.int64)
-        self.preemptions = np.zeros((b, n), dtype=np.int64)
-        self.requeued = np.zeros((b, n), dtype=np.int64)
-        self.truncated = np.zeros((b, n), dtype=np.int64)
-        self.evicted = np.zeros((b, n), dtype=np.int64)
+        self.env_rows = np.zeros(self.batch_size, dtype=TOTALS_ENV)
+        self.agent_rows = np.zeros((self.batch_size, self.num_agents), dtype=TOTALS_AGENT)
+        self.tasks_arrived: IntArray = self.env_rows["tasks_arrived"]
+        self.cost_usd: FloatArray = self.env_rows["cost_usd"]
+        self.output_tokens: FloatArray = self.env_rows["output_tokens"]
+        self.repair_replicas: FloatArray = self.env_rows["repair_replicas"]
+        self.billed_gpu_s: FloatArray = self.agent_rows["billed_gpu_s"]
+        self.busy_gpu_s: FloatArray = self.agent_rows["busy_gpu_s"]
+        self.cold_starts: IntArray = self.agent_rows["cold_starts"]
+        self.preemptions: IntArray = self.agent_rows["preemptions"]
+        self.requeued: IntArray = self.agent_rows["requeued"]
+        self.truncated: IntArray = self.agent_rows["truncated"]
+        self.evicted: IntArray = self.agent_rows["evicted"]
 
     def clear(self, env: int) -> None:
         """Zero environment ``env``'s totals."""
-        for value in vars(self).values():
-            if isinstance(value, np.ndarray):
-                value[env] = 0
+        self.env_rows[env] = np.zeros((), dtype=TOTALS_ENV)
+        self.agent_rows[env] = np.zeros(self.num_agents, dtype=TOTALS_AGENT)
 
-    def add(self, stats: StepStats) -> None:
-        """Accumulate one interval."""
-        self.tasks_arrived += stats.tasks_arrived
-        self.cost_usd += stats.cost_usd
-        self.output_tokens += stats.output_tokens
-        self.repair_replicas += stats.repair_replicas
-        self.billed_gpu_s += stats.billed_gpu_s
-        self.busy_gpu_s += stats.busy_gpu_s
-        self.cold_starts += stats.cold_starts
-        self.preemptions += stats.preemptions
-        self.requeued += stats.requeued
-        self.truncated += stats.truncated
-        self.evicted += stats.evicted
+
+@njit(cache=True)
+def _after_step(
+    moving: BoolArray,
+    alpha: float,
+    dt_s: float,
+    env: Records,
+    agent: Records,
+    arrived: IntArray,
+    repair_replicas: FloatArray,
+    running: IntArray,
+    kv_used: IntArray,
+    kv_total: IntArray,
+    oldest_wait_s: FloatArray,
+    arrival_rps: FloatArray,
+    preemption_rps: FloatArray,
+    totals_env: Records,
+    totals_agent: Records,
+) -> None:
+    """The state the observation reads after an interval, the rates' moving averages and the totals."""
+    for b in range(agent.shape[0]):
+        if not moving[b]:
+            continue
+        totals_env[b]["tasks_arrived"] += arrived[b]
+        totals_env[b]["cost_usd"] += env[b]["cost_usd"]
+        totals_env[b]["output_tokens"] += env[b]["output_tokens"]
+        totals_env[b]["repair_replicas"] += repair_replicas[b]
+        for n in range(agent.shape[1]):
+            row = agent[b, n]
+            running[b, n] = row["running"]
+            kv_used[b, n] = row["kv_used_blocks"]
+            kv_total[b, n] = row["kv_total_blocks"]
+            oldest_wait_s[b, n] = row["oldest_wait_s"]
+            rate = arrival_rps[b, n]
+            arrival_rps[b, n] = rate + alpha * (row["requests_arrived"] / dt_s - rate)
+            rate = preemption_rps[b, n]
+            preemption_rps[b, n] = rate + alpha * (row["preemptions"] / dt_s - rate)
+            total = totals_agent[b, n]
+            total["billed_gpu_s"] += row["billed_gpu_s"]
+            total["busy_gpu_s"] += row["busy_gpu_s"]
+            total["cold_starts"] += row["cold_starts"]
+            total["preemptions"] += row["preemptions"]
+            total["requeued"] += row["requeued"]
+            total["truncated"] += row["truncated"]
+            total["evicted"] += row["evicted"]

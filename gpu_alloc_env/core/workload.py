@@ -52,6 +52,19 @@ class TaskDraws:
         return int(self.arrival_s.shape[0])
 
 
+NO_TASKS = TaskDraws(
+    arrival_s=np.zeros(0),
+    plan_input_tokens=np.zeros(0),
+    plan_output_tokens=np.zeros(0),
+    aggregate_output_tokens=np.zeros(0),
+    call_task=np.zeros(0, dtype=np.int64),
+    call_agent=np.zeros(0, dtype=np.int64),
+    call_input_tokens=np.zeros(0),
+    call_output_tokens=np.zeros(0),
+)
+"""An interval without arrivals."""
+
+
 class TaskStream:
     """The task arrival process of one environment, driven by its own generator."""
 
@@ -105,6 +118,8 @@ class TaskStream:
             share = w.burst_high_share
             if rng.random() < ((1.0 - share) if self.burst_high else share) * settle:
                 self.burst_high = not self.burst_high
+        if count == 0:
+            return NO_TASKS  # what the draws below give for no task, without drawing (none would)
         return self.tasks_at(np.sort(rng.uniform(t0_s, t1_s, size=count)))
 
     def tasks_at(self, arrival_s: FloatArray) -> TaskDraws:

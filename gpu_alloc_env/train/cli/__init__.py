@@ -16,6 +16,7 @@ from types import ModuleType
 
 from gpu_alloc_env.config import ConfigError
 from gpu_alloc_env.train.cli import (
+    bench,
     benchmark,
     compare,
     evaluate,
@@ -38,6 +39,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     twin,
     generalise,
     serving,
+    bench,
 )
 """The subcommands, in the order of ``gpu-alloc --help``."""
 
