@@ -53,6 +53,7 @@ TABLE_STARTS: dict[str, str] = {
     "learned": "| scenario | PPO runs",
     "benchmark-scenario": "| policy | episodes | IQM",
     "benchmark-ppo": "| criterion | difference",
+    "bench": "| measurement | figure",
 }
 """The first characters of the table each block kind shows."""
 

@@ -44,6 +44,10 @@ for trace in conv code; do
         --runs runs/generalisation/trace-$trace-seed{0,1,2} --out results/benchmark
 done
 
+# Speed and memory, as ratios against references timed in the same process (about 5 minutes; run
+# it on a machine doing nothing else).
+gpu-alloc bench --out results/bench
+
 # The tables and computed figures of README.md and docs/MODEL.md, from the results above. The prose
 # around them is written by hand: read it against the new figures.
 python docs/refresh.py

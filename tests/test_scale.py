@@ -85,3 +85,16 @@ def test_sparse_call_draws_have_the_dense_distribution() -> None:
     total_sd = np.sqrt((expected * (1.0 - invoke)).sum())
     assert abs(per_specialist.sum() - expected.sum()) < 4.0 * total_sd
     assert draws.call_input_tokens.shape == draws.call_agent.shape
+
+
+def test_bench_rows_and_table() -> None:
+    from gpu_alloc_env.train.bench import bench_table, decision_rows, run_bench
+
+    rows = decision_rows(quick=True, sizes=(4, 40))
+    assert [row.measurement for row in rows] == ["adaptive decision, N = 4", "adaptive decision, N = 40"]
+    assert "per tenfold N (from N = 4)" in rows[1].ratio and rows[1].meets is None
+    table = bench_table(rows)
+    assert table.startswith("| measurement | figure | reference | ratio | target met |")
+    assert "- decision: <= 20 us at N = 4" in table
+    with pytest.raises(ValueError, match="unknown bench parts"):
+        run_bench(["speed"])

@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> None:
         "--only", nargs="+", choices=PARTS, default=list(PARTS), help="parts to run (default: all)"
     )
     bench.add_argument("--quick", action="store_true", help="fewer repeats and steps (noisier)")
-    bench.add_argument("--out", type=Path, help="also write the table to this Markdown file")
+    bench.add_argument("--out", type=Path, help="also write the table to DIR/summary.md")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,13 +37,14 @@ def run(args: argparse.Namespace) -> int:
     table = bench_table(run_bench(args.only, args.quick))
     print(table, end="")
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.mkdir(parents=True, exist_ok=True)
         header = (
-            f"`{args.command_line}` on {platform.machine()}, Python {platform.python_version()}, "
-            f"{_cores()} cores.\n\n"
+            f"# Speed and memory\n\n`{args.command_line}` on {platform.machine()}, Python "
+            f"{platform.python_version()}, {_cores()} cores.\n\n"
         )
-        args.out.write_text(header + table)
-        print(f"wrote {args.out}")
+        path = args.out / "summary.md"
+        path.write_text(header + table)
+        print(f"wrote {path}")
     return 0
 
 
