@@ -41,18 +41,31 @@ def replica_space(config: ScenarioConfig) -> spaces.Box[np.float32]:
     return spaces.Box(low=np.zeros(config.num_agents, np.float32), high=max_replicas, dtype=np.float32)
 
 
+def preview(values: Any, limit: int = 8) -> str:
+    """``values`` (a list or array) for an error message: at most ``limit`` of them, then how many more."""
+    items = list(np.asarray(values).ravel().tolist()) if not isinstance(values, list) else values
+    shown = ", ".join(repr(v) for v in items[:limit])
+    more = f", ... ({len(items) - limit} more)" if len(items) > limit else ""
+    return f"[{shown}{more}]"
+
+
 def validate_replicas(
-    action: Any, config: ScenarioConfig, num_envs: int | None = None
+    action: Any,
+    config: ScenarioConfig,
+    num_envs: int | None = None,
+    rows: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.float64]:
     """``action`` as a float64 copy of shape (N,), or (``num_envs``, N); a clear error if it is not one.
 
     A copy, so that ``info["requested_replicas"]`` keeps what was asked if the caller reuses its array.
+    ``rows`` (B,) limits the finiteness check to the rows of the environments that will use them.
     """
     raw = np.asarray(action)
     if raw.dtype.kind not in "iuf":
         raise ValueError(
-            f"action {raw.tolist()!r} has dtype {raw.dtype}; pass real replica counts (an int or float "
-            "array), not strings, booleans or complex numbers"
+            f"action {preview(raw) if raw.dtype.kind != 'O' else type(action).__name__} has dtype "
+            f"{raw.dtype}; pass real replica counts (an int or float array), not strings, booleans or "
+            "complex numbers"
         )
     array = np.array(raw, dtype=np.float64)
     n = config.num_agents
@@ -61,12 +74,14 @@ def validate_replicas(
         per = "" if num_envs is None else f"{num_envs} rows (one per environment) of "
         raise ValueError(
             f"action has shape {array.shape}, expected {shape}: {per}one desired replica count per agent "
-            f"{[a.name for a in config.agents]}"
+            f"{preview([a.name for a in config.agents])}"
         )
-    if not np.all(np.isfinite(array)):
+    checked = array if rows is None else array[rows]
+    if not np.all(np.isfinite(checked)):
+        where = np.argwhere(~np.isfinite(array if rows is None else np.where(rows[:, None], array, 0.0)))
         raise ValueError(
-            f"action {array.tolist()} contains NaN or infinity; pass finite replica counts "
-            "(check the policy's output)"
+            f"action {preview(array)} contains NaN or infinity (first at index {tuple(where[0].tolist())}, "
+            f"{len(where)} in all); pass finite replica counts (check the policy's output)"
         )
     return array
 

@@ -19,10 +19,15 @@ vector environments do:
   ``_final_info``);
 * ``DISABLED``: finished environments stay finished until ``reset(options={"reset_mask": mask})``.
 
-Info, as Gymnasium's vector convention (arrays over environments, ``_key`` masks): every step
-``reward_components`` (a dict of (B,) arrays that sum to the reward) and ``time_s``; when episodes
-end, ``episode_metrics`` (an object array holding :func:`~gpu_alloc_env.core.metrics.episode_metrics`
-of each finished environment) with its mask. ``RecordEpisodeStatistics`` works on top.
+Info is what :class:`gpu_alloc_env.GpuAllocEnv` gives, in Gymnasium's vector layout (what
+``SyncVectorEnv`` over ``gym.make`` builds, at the cost of array operations): every key an array over
+the environments (a dict of them for a dict) with a ``_key`` mask of the environments that have it:
+``reward_components``, ``metrics``, ``replicas``, ``requested_replicas``, ``repairs`` and
+``action_repair_replicas`` every step; ``episode_metrics`` when an episode ends; ``time_s`` for the
+environments just reset. ``RecordEpisodeStatistics`` works on top.
+
+``max_episode_steps`` (as ``gym.make`` takes it) truncates each episode after that many steps, as
+Gymnasium's ``TimeLimit`` would, if that comes before the scenario's ``episode_length_s``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from numpy.typing import NDArray
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.core.metrics import episode_metrics
 from gpu_alloc_env.core.reward import REWARD_COMPONENTS, reward_components
+from gpu_alloc_env.core.simulator import REPAIR_KINDS, StepStats
 from gpu_alloc_env.env import replica_space, resolve_scenario, validate_replicas
 from gpu_alloc_env.observation import ObservationLayout
 from gpu_alloc_env.render import render_ansi
@@ -56,6 +62,7 @@ class GpuAllocVectorEnv(VectorEnv[ObsArray, NDArray[np.floating], NDArray[Any]])
         autoreset_mode: ``NEXT_STEP`` (default), ``SAME_STEP`` or ``DISABLED`` (an
             :class:`gymnasium.vector.AutoresetMode` or its value).
         render_mode: None or ``"ansi"`` (a text table per environment).
+        max_episode_steps: truncate episodes after this many steps (None: the scenario's length).
         **overrides: ``ScenarioConfig`` fields, as for :class:`gpu_alloc_env.GpuAllocEnv`.
 
     The action is (B, N) desired replicas, each row as the single environment's action; the
@@ -73,8 +80,13 @@ class GpuAllocVectorEnv(VectorEnv[ObsArray, NDArray[np.floating], NDArray[Any]])
         scenario: str | ScenarioConfig = "paper",
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
+        max_episode_steps: int | None = None,
         **overrides: Any,
     ) -> None:
+        steps = max_episode_steps
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ValueError(f"max_episode_steps must be a positive int or None, got {max_episode_steps!r}")
+        self.max_episode_steps = max_episode_steps
         if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         try:
@@ -103,6 +115,8 @@ class GpuAllocVectorEnv(VectorEnv[ObsArray, NDArray[np.floating], NDArray[Any]])
         self._needs_reset = np.ones(self.num_envs, dtype=bool)
         """Environments whose episode ended: reset at the next step (NEXT_STEP), or waiting (DISABLED)."""
         self._started = False
+        self._steps = np.zeros(self.num_envs, dtype=np.int64)
+        """Steps of each environment's current episode (for ``max_episode_steps``)."""
 
     # ------------------------------------------------------------------ reset
     def _reset_env(self, env: int, seed: int | None) -> None:
@@ -110,6 +124,7 @@ class GpuAllocVectorEnv(VectorEnv[ObsArray, NDArray[np.floating], NDArray[Any]])
             self._rngs[env] = np.random.default_rng(seed)
         self.sim.reset_env(env, self._rngs[env])  # type: ignore[arg-type]
         self._needs_reset[env] = False
+        self._steps[env] = 0
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
@@ -121,12 +136,15 @@ class GpuAllocVectorEnv(VectorEnv[ObsArray, NDArray[np.floating], NDArray[Any]])
         environment's generator (fresh entropy the first time).
         """
         seeds = self._seeds(seed)
+        if seed is not None:
+            self._np_random_seed = int(seed) if isinstance(seed, int | np.integer) else tuple(seeds)  # type: ignore[assignment]
         mask = np.ones(self.num_envs, dtype=bool)
         if options and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])
             if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
                 raise ValueError(
-                    f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask!r}"
+                    f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got "
+                    f"an array of dtype {mask.dtype} and shape {mask.shape}"
                 )
             if not self._started and not mask.all():
                 raise RuntimeError("the first reset must reset every environment: pass no reset_mask")
@@ -134,7 +152,7 @@ class GpuAllocVectorEnv(VectorEnv[ObsArray, NDArray[np.floating], NDArray[Any]])
             self._reset_env(int(env), seeds[env])
         self._started = True
         obs = self.layout.encode(self.sim.view(copy=False))
-        return obs, {"time_s": self.sim.time_s, "_time_s": mask.copy()}
+        return obs, self._reset_info(mask)
 
     def _seeds(self, seed: int | list[int | None] | None) -> list[int | None]:
         if seed is None:
@@ -146,6 +164,10 @@ class GpuAllocVectorEnv(VectorEnv[ObsArray, NDArray[np.floating], NDArray[Any]])
             raise ValueError(f"reset got {len(seeds)} seeds for {self.num_envs} environments; give one each")
         return seeds
 
+    def _reset_info(self, mask: NDArray[np.bool_]) -> dict[str, Any]:
+        """The single environment's reset info (``time_s`` 0) for the environments of ``mask``."""
+        return {"time_s": np.zeros(self.num_envs), "_time_s": mask.copy()}
+
     # ------------------------------------------------------------------ step
     def step(
         self, actions: NDArray[np.floating]
@@ -153,68 +175,120 @@ class GpuAllocVectorEnv(VectorEnv[ObsArray, NDArray[np.floating], NDArray[Any]])
         """Apply (B, N) desired replicas for one decision interval in every environment."""
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        desired = validate_replicas(actions, self.config, self.num_envs)
         mode = self.metadata["autoreset_mode"]
         resetting = self._needs_reset.copy()
-        if resetting.any():
-            if mode == AutoresetMode.DISABLED:
-                raise RuntimeError(
-                    f"environments {np.flatnonzero(resetting).tolist()} finished their episodes; with "
-                    "autoreset_mode DISABLED, reset them with reset(options={'reset_mask': mask}) first"
-                )
-            for env in np.flatnonzero(resetting):
-                self._reset_env(int(env), None)
+        if resetting.any() and mode == AutoresetMode.DISABLED:
+            raise RuntimeError(
+                f"environments {np.flatnonzero(resetting).tolist()[:20]} finished their episodes; with "
+                "autoreset_mode DISABLED, reset them with reset(options={'reset_mask': mask}) first"
+            )
         live = ~resetting
-        stats = self.sim.step(desired, active=None if live.all() else live)
+        # NEXT_STEP ignores the action of an environment that only resets, as SyncVectorEnv does.
+        desired = validate_replicas(actions, self.config, self.num_envs, rows=live)
+        for env in np.flatnonzero(resetting):
+            self._reset_env(int(env), None)
+        stats = self.sim.step(np.where(live[:, None], desired, 0.0), active=None if live.all() else live)
+        self._steps[live] += 1
         components = reward_components(self.config, stats)
-        for value in components.values():
-            value[resetting] = 0.0  # NEXT_STEP: an environment only reset this step earns nothing
         rewards = components[REWARD_COMPONENTS[0]].copy()
         for name in REWARD_COMPONENTS[1:]:
             rewards += components[name]
-        truncated = self.sim.done & live
+        rewards[resetting] = 0.0  # NEXT_STEP: an environment only reset this step earns nothing
+        truncated = self.sim.done.copy()
+        if self.max_episode_steps is not None:
+            truncated |= self._steps >= self.max_episode_steps
+        truncated &= live
         terminated = np.zeros(self.num_envs, dtype=bool)
-        info: dict[str, Any] = {
-            "reward_components": components,
-            "_reward_components": live,
-            "time_s": self.sim.time_s,
-            "_time_s": np.ones(self.num_envs, dtype=bool),
-        }
         obs = self.layout.encode(self.sim.view(copy=False))
+        if mode == AutoresetMode.SAME_STEP and truncated.any():
+            final = self._step_info(stats, components, desired, truncated)
+            self._add_episode_metrics(final, truncated)
+            info = self._step_info(stats, components, desired, live & ~truncated)
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            for env in np.flatnonzero(truncated):
+                final_obs[env] = obs[env].copy()
+                self._reset_env(int(env), None)
+            obs = self.layout.encode(self.sim.view(copy=False))
+            info.update(self._reset_info(truncated))
+            info.update(
+                {"final_obs": final_obs, "_final_obs": truncated.copy(), "final_info": final,
+                 "_final_info": truncated.copy()}
+            )  # fmt: skip
+            return obs, rewards, terminated, truncated, info
+        info = self._step_info(stats, components, desired, live)
+        if resetting.any():
+            info.update(self._reset_info(resetting))
         if truncated.any():
-            info["episode_metrics"] = self._episode_metrics(truncated)
-            info["_episode_metrics"] = truncated.copy()
-            if mode == AutoresetMode.SAME_STEP:
-                info = self._reset_same_step(obs, truncated, info)
-                obs = self.layout.encode(self.sim.view(copy=False))
-            else:
-                self._needs_reset |= truncated
+            self._add_episode_metrics(info, truncated)
+            self._needs_reset |= truncated
         return obs, rewards, terminated, truncated, info
 
-    def _episode_metrics(self, ended: NDArray[np.bool_]) -> NDArray[np.object_]:
-        metrics = np.full(self.num_envs, None, dtype=object)
-        for env in np.flatnonzero(ended):
-            metrics[env] = episode_metrics(self.sim, int(env))
-        return metrics
-
-    def _reset_same_step(
-        self, obs: ObsArray, ended: NDArray[np.bool_], info: dict[str, Any]
+    def _step_info(
+        self,
+        stats: StepStats,
+        components: dict[str, NDArray[np.float64]],
+        desired: NDArray[np.float64],
+        rows: NDArray[np.bool_],
     ) -> dict[str, Any]:
-        """SAME_STEP: keep the last observations and infos, reset the finished environments."""
-        final_obs = np.full(self.num_envs, None, dtype=object)
-        for env in np.flatnonzero(ended):
-            final_obs[env] = obs[env].copy()
-            self._reset_env(int(env), None)
-        final_info = {key: value for key, value in info.items()}
-        time_s = self.sim.time_s
-        return {
-            **final_info,
-            "time_s": time_s,
-            "final_obs": final_obs,
-            "_final_obs": ended.copy(),
-            "final_info": final_info,
-            "_final_info": ended.copy(),
+        """The single environment's step info of the environments of ``rows``, as vector info."""
+        sim = self.sim
+
+        def only(array: NDArray[Any]) -> NDArray[Any]:
+            kept = np.zeros_like(array)
+            kept[rows] = array[rows]
+            return kept
+
+        def group(values: dict[str, NDArray[Any]]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for key, value in values.items():
+                out[key] = only(value)
+                out[f"_{key}"] = rows.copy()
+            return out
+
+        billed = stats.billed_gpu_s.sum(axis=1)
+        config = self.config
+        metrics = {
+            "time_s": sim.time_s,
+            "tasks_arrived": stats.tasks_arrived,
+            "tasks_completed": stats.tasks_completed,
+            "tasks_in_flight": sim.tasks_in_flight,
+            "task_latency_sum_s": stats.task_latency_sum_s,
+            "slo_misses": stats.slo_misses,
+            "delay_task_s": stats.delay_task_s,
+            "requests_arrived": stats.requests_arrived.sum(axis=1),
+            "requests_completed": stats.requests_completed.sum(axis=1),
+            "output_tokens": stats.output_tokens,
+            "cost_usd": stats.cost_usd,
+            "busy_gpu_s": stats.busy_gpu_s.sum(axis=1),
+            "billed_gpu_s": billed,
+            "allocated_share": billed / (config.capacity_gpus * config.decision_interval_s),
+            "cold_starts": stats.cold_starts.sum(axis=1),
+            "preemptions": stats.preemptions.sum(axis=1),
+            "requeued_requests": stats.requeued.sum(axis=1),
+            "truncated_requests": stats.truncated.sum(axis=1),
+            "evicted_replicas": stats.evicted.sum(axis=1),
+            "queued_requests": sim.queued,
+            "running_requests": sim.running,
         }
+        return {
+            "reward_components": group(components),
+            "_reward_components": rows.copy(),
+            "metrics": group(metrics),
+            "_metrics": rows.copy(),
+            "replicas": only(stats.replicas),
+            "_replicas": rows.copy(),
+            "requested_replicas": only(desired),
+            "_requested_replicas": rows.copy(),
+            "repairs": group({kind: stats.repairs[kind] for kind in REPAIR_KINDS}),
+            "_repairs": rows.copy(),
+            "action_repair_replicas": only(stats.repair_replicas),
+            "_action_repair_replicas": rows.copy(),
+        }
+
+    def _add_episode_metrics(self, info: dict[str, Any], ended: NDArray[np.bool_]) -> None:
+        """``episode_metrics`` of each environment of ``ended``, in the vector layout."""
+        for env in np.flatnonzero(ended):
+            self._add_info(info, {"episode_metrics": episode_metrics(self.sim, int(env))}, int(env))
 
     # ------------------------------------------------------------------ other
     def render(self) -> tuple[str, ...] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import VecEnv
@@ -98,8 +100,11 @@ def test_absolute_action_spans_zero_to_max_replicas() -> None:
 def test_bad_actions_and_options_raise_clearly() -> None:
     venv = BatchVecEnv(CONFIG, 2, AbsoluteAction(CONFIG))
     venv.reset()
-    with pytest.raises(ValueError, match=r"finite with shape \(2, 4\), got shape \(2, 3\)"):
-        venv.step(np.zeros((2, 3), np.float32))
+    for wrong in (np.zeros((2, 3)), np.zeros((4, 2)), np.zeros(8)):  # transposed or flat: not guessed
+        with pytest.raises(
+            ValueError, match=rf"finite with shape \(2, 4\) .*got shape {re.escape(str(wrong.shape))}"
+        ):
+            venv.step(wrong.astype(np.float32))
     with pytest.raises(ValueError, match="finite"):
         venv.step(np.full((2, 4), np.nan, np.float32))
     with pytest.raises(

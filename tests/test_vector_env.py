@@ -37,52 +37,80 @@ def test_every_id_has_a_vector_entry_point(env_id: str) -> None:
     assert not terminated.any() and not truncated.any()
 
 
-def test_next_step_autoreset_replays_single_environments() -> None:
-    venv = gym.make_vec("GpuAllocBursty-v1", num_envs=B, **SHORT)
-    obs, _ = venv.reset(seed=5)
-    envs, single = _singles(5)
-    np.testing.assert_array_equal(obs, single)
+def assert_same(native: Any, sync: Any, where: str = "info") -> None:
+    """Equal vector infos (or observations): same keys, masks and values, recursively."""
+    if isinstance(sync, dict):
+        assert isinstance(native, dict) and sorted(native) == sorted(sync), (
+            where,
+            sorted(native),
+            sorted(sync),
+        )
+        for key in sync:
+            assert_same(native[key], sync[key], f"{where}[{key!r}]")
+    elif isinstance(sync, np.ndarray) and sync.dtype == object:
+        assert native.shape == sync.shape, where
+        for a, b in zip(native, sync, strict=True):
+            assert (a is None) == (b is None), where
+            if b is not None:
+                np.testing.assert_array_equal(a, b, err_msg=where)
+    else:
+        np.testing.assert_array_equal(native, sync, err_msg=where)
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_the_vector_env_is_sync_vector_env_over_gym_make(mode: AutoresetMode) -> None:
+    """Observations, rewards, truncations and every info key and mask, through staggered resets."""
+    kwargs = {"num_envs": B, "episode_length_s": 12.0}
+    native = gym.make_vec("GpuAllocBursty-v1", autoreset_mode=mode, **kwargs)
+    sync = gym.make_vec(
+        "GpuAllocBursty-v1", vectorization_mode="sync", vector_kwargs={"autoreset_mode": mode}, **kwargs
+    )
     rng = np.random.default_rng(0)
-    reset_next = np.zeros(B, dtype=bool)
     ends = 0
-    for _ in range(125):  # three episodes of 40 steps, each followed by the step that resets
-        actions = rng.uniform(0.0, 4.0, size=(B, 4)).astype(np.float32)
-        obs, rewards, terminated, truncated, info = venv.step(actions)
-        for k, env in enumerate(envs):
-            if reset_next[k]:
-                expected, reward, ended = env.reset()[0], 0.0, False
-            else:
-                expected, reward, _, ended, _ = env.step(actions[k])
-            np.testing.assert_array_equal(obs[k], expected)
-            assert rewards[k] == reward and truncated[k] == ended
-        assert not terminated.any()
-        if truncated.any():
-            ends += 1
-            assert info["_episode_metrics"].all()
-            assert info["episode_metrics"][0]["tasks_arrived"] > 0
-        reset_next = truncated
-    assert ends == 3
-
-
-def test_same_step_autoreset_keeps_the_final_observation() -> None:
-    venv = gym.make_vec("GpuAllocBursty-v1", num_envs=B, autoreset_mode=AutoresetMode.SAME_STEP, **SHORT)
-    assert venv.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
-    obs, _ = venv.reset(seed=9)
-    envs, single = _singles(9)
-    actions = np.tile(np.array([2.0, 2.0, 1.0, 1.0], dtype=np.float32), (B, 1))
-    for step in range(50):
-        obs, rewards, _, truncated, info = venv.step(actions)
-        results = [env.step(actions[k]) for k, env in enumerate(envs)]
-        np.testing.assert_array_equal(rewards, [r[1] for r in results])
-        if truncated.any():
-            assert step == 39 and truncated.all()
-            np.testing.assert_array_equal(np.stack(info["final_obs"]), np.stack([r[0] for r in results]))
-            assert info["_final_info"].all() and "reward_components" in info["final_info"]
-            single = np.stack([env.reset()[0] for env in envs])
-            np.testing.assert_array_equal(obs, single)
+    for envs in (native, sync):
+        envs.reset(seed=5)
+    for step in range(40):
+        if step == 4:  # stagger: environment 1 starts its episode again
+            mask = {"reset_mask": np.array([False, True, False])}
+            results = [envs.reset(options=mask) for envs in (native, sync)]
         else:
-            np.testing.assert_array_equal(obs, np.stack([r[0] for r in results]))
-    assert (venv.unwrapped.sim.time_s == 10.0).all()
+            actions = rng.uniform(0.0, 4.0, size=(B, 4)).astype(np.float32)
+            results = [envs.step(actions) for envs in (native, sync)]
+            ends += int(results[1][3].any())
+        for a, b in zip(results[0], results[1], strict=True):
+            assert_same(a, b, f"step {step}")
+    assert ends >= 4
+    assert native.unwrapped.np_random_seed == 5
+
+
+def test_next_step_ignores_the_action_of_an_environment_being_reset() -> None:
+    venv = GpuAllocVectorEnv(2, "bursty", episode_length_s=2.0)
+    venv.reset(seed=0)
+    actions = np.ones((2, 4))
+    for _ in range(2):
+        *_, truncated, _ = venv.step(actions)
+    assert truncated.all()
+    actions[0, 0] = np.nan
+    _, rewards, _, truncated, info = venv.step(actions)  # both only reset: NaN is never used
+    assert rewards.tolist() == [0.0, 0.0] and not truncated.any() and info["_time_s"].all()
+    with pytest.raises(ValueError, match=r"NaN or infinity \(first at index \(0, 0\)"):
+        venv.step(actions)
+
+
+def test_max_episode_steps_truncates_as_time_limit_would() -> None:
+    native = gym.make_vec("GpuAllocBursty-v1", num_envs=2, max_episode_steps=3)
+    single = gym.make("GpuAllocBursty-v1", max_episode_steps=3)
+    obs, _ = native.reset(seed=2)
+    first, _ = single.reset(seed=2)
+    np.testing.assert_array_equal(obs[0], first)
+    for step in range(3):
+        obs, rewards, _, truncated, info = native.step(np.full((2, 4), 2.0))
+        expected, reward, _, ended, _ = single.step(np.full(4, 2.0))
+        np.testing.assert_array_equal(obs[0], expected)
+        assert rewards[0] == reward and truncated[0] == ended == (step == 2)
+    assert info["_episode_metrics"].all()
+    with pytest.raises(ValueError, match="max_episode_steps must be a positive int"):
+        GpuAllocVectorEnv(2, "paper", max_episode_steps=0)
 
 
 def test_disabled_autoreset_waits_for_a_masked_reset() -> None:
@@ -116,10 +144,18 @@ def test_record_episode_statistics_sums_the_single_environment_rewards() -> None
 
 
 def test_seeds_and_resets_without_seed() -> None:
+    def after_steps(seed: int | list[int | None]) -> np.ndarray:
+        venv = GpuAllocVectorEnv(2, "paper")
+        venv.reset(seed=seed)
+        for _ in range(30):
+            obs, *_ = venv.step(np.full((2, 4), 2.0))
+        return obs
+
+    by_list, by_int = after_steps([11, 12]), after_steps(11)
+    np.testing.assert_array_equal(by_list, by_int)  # an int seed gives environment k seed + k
+    assert not np.array_equal(by_list[0], by_list[1])  # different seeds, different workloads
+    np.testing.assert_array_equal(after_steps([11, 99])[0], by_int[0])
     venv = GpuAllocVectorEnv(2, "paper")
-    a, _ = venv.reset(seed=[11, None])
-    b, _ = venv.reset(seed=11)
-    np.testing.assert_array_equal(a[0], b[0])
     with pytest.raises(ValueError, match="3 seeds for 2 environments"):
         venv.reset(seed=[1, 2, 3])
 
@@ -144,7 +180,7 @@ def test_bad_actions_are_named() -> None:
     venv.reset(seed=0)
     with pytest.raises(ValueError, match=r"expected \(2, 4\)"):
         venv.step(np.ones(4))
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match=r"NaN or infinity \(first at index \(0, 1\), 1 in all\)"):
         venv.step(np.array([[1.0, np.nan, 1.0, 1.0], [1.0] * 4]))
     with pytest.raises(ValueError, match="dtype"):
         venv.step(np.array([["a"] * 4] * 2))

@@ -59,11 +59,13 @@ def _allocate_row(
     """One environment's replicas (N,) from its need: the heuristic's passes over the agents.
 
     ``settings`` = (headroom, hysteresis, capacity_gpus); ``scratch`` (4, N). ``visits[0]`` counts
-    the agents visited: 1 pass here, 4 in the fill and 3 in the rounding, 8 N in all.
+    the agents the loops visit: 1 pass here, 4 in the fill and 3 in the rounding, 8 N in all.
     """
     headroom, hysteresis, capacity = settings[0], settings[1], settings[2]
     minimum, cap, weight, share = scratch[0], scratch[1], scratch[2], scratch[3]
+    visited = 0
     for n in range(need.shape[0]):
+        visited += 1
         active = queued[n] >= 0.5 or running[n] >= 0.5 or need[n] > ACTIVE_NEED_REPLICAS
         target = np.ceil(need[n] * (1.0 + headroom) - 1e-9)
         held = min(max(current[n], target), np.ceil(target * (1.0 + hysteresis)))
@@ -72,7 +74,7 @@ def _allocate_row(
         minimum[n] = size[n] if active else 0.0
         cap[n] = max(capped, 1.0) * size[n] if active else 0.0
         share[n] = 0.0
-    visits[0] += need.shape[0]
+    visits[0] += visited
     priority_fill_row(minimum, cap, weight, capacity, order, share, visits)
     round_replicas_row(share, cap, size, capacity, current, order, replicas, visits)
 
@@ -110,7 +112,9 @@ def adaptive_decisions(
     need, current = np.empty(agents), np.empty(agents)
     scratch = np.empty((4, agents))
     for b in range(obs.shape[0]):
+        visited = 0
         for n in range(agents):
+            visited += 1
             base = n * features
             queued[n] = _unsquash(np.float64(obs[b, base]), QUEUE_SCALE)
             running[n] = _unsquash(np.float64(obs[b, base + 1]), RUNNING_SCALE)
@@ -119,7 +123,7 @@ def adaptive_decisions(
                 np.float64(obs[b, base + 4]) * capacity / size[n]
             )
             need[n] = (rate + queued[n] / drain_time_s) / rate_rps[n]
-        visits[0] += agents
+        visits[0] += visited
         _allocate_row(
             queued,
             running,
@@ -230,7 +234,7 @@ class AdaptivePolicy(FixedPolicy):
         episode_start: NDArray[np.bool_] | None = None,
         deterministic: bool = True,
     ) -> tuple[NDArray[np.float32], tuple[NDArray[Any], ...] | None]:
-        """Desired replicas per agent, (N,) or (B, N): one compiled pass over the observation."""
+        """Desired replicas per agent, (N,) or (B, N): one compiled call, nine passes over the agents."""
         obs = np.asarray(observation)
         if obs.shape[-1] != self.layout.size or obs.ndim > 2:
             self.layout.decode(obs)  # raises the layout's error

@@ -32,20 +32,24 @@ def priority_fill_row(
 ) -> None:
     """:func:`priority_fill` of one environment into ``alloc`` (N,), zeroed by the caller.
 
-    ``visits[0]`` counts the agents visited (four linear passes: 4 N).
+    ``visits[0]`` counts the agents its loops visit (four linear passes: 4 N).
     """
     agents = minimum.shape[0]
+    visited = 0
     remaining = capacity
     for n in order:
+        visited += 1
         if minimum[n] > 0.0 and minimum[n] <= remaining + 1e-9:
             alloc[n] = minimum[n]
             remaining -= minimum[n]
     remaining = max(remaining, 0.0)
     weight_left = 0.0
     for n in range(agents):
+        visited += 1
         if alloc[n] > 0.0 and cap[n] - alloc[n] > 0.0:
             weight_left += weight[n]
     for n in order:
+        visited += 1
         room = cap[n] - alloc[n] if alloc[n] > 0.0 else 0.0
         if room <= 0.0:
             continue
@@ -55,12 +59,13 @@ def priority_fill_row(
             remaining -= give
         weight_left = max(weight_left - weight[n], 0.0)
     for n in order:
+        visited += 1
         room = cap[n] - alloc[n] if alloc[n] > 0.0 else 0.0
         if room > 0.0 and remaining > 0.0:
             give = min(room, remaining)
             alloc[n] += give
             remaining -= give
-    visits[0] += 4 * agents
+    visits[0] += visited
 
 
 @njit(cache=True)
@@ -163,22 +168,25 @@ def round_replicas_row(
 ) -> None:
     """:func:`fill_replicas`' rounding of one environment's GPU ``share`` into ``replicas`` (N,).
 
-    ``visits[0]`` counts the agents visited (three linear passes: 3 N).
+    ``visits[0]`` counts the agents its loops visit (three linear passes: 3 N).
     """
     agents = share.shape[0]
+    visited = 0
     left = capacity_gpus
     for n in range(agents):
+        visited += 1
         replicas[n] = np.floor(share[n] / size[n] + 1e-9)
         left -= replicas[n] * size[n]
     for keeping in (True, False):
         for n in order:
+            visited += 1
             wants = share[n] > replicas[n] * size[n] + 1e-9 and replicas[n] < cap[n] / size[n]
             if keeping:
                 wants = wants and held[n] > replicas[n]
             if wants and left >= size[n]:
                 replicas[n] += 1.0
                 left -= size[n]
-    visits[0] += 3 * agents
+    visits[0] += visited
 
 
 @njit(cache=True)

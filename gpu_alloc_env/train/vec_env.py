@@ -26,6 +26,20 @@ from gpu_alloc_env.train.actions import ActionTransform
 from gpu_alloc_env.vector import GpuAllocVectorEnv
 
 
+def entry(info: dict[str, Any], env: int) -> dict[str, Any]:
+    """Environment ``env``'s own info from a Gymnasium vector info (arrays and ``_key`` masks)."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if key.startswith("_") or not info.get(f"_{key}", np.ones(env + 1, dtype=bool))[env]:
+            continue
+        if isinstance(value, dict):
+            out[key] = entry(value, env)
+        else:
+            item = value[env]
+            out[key] = item.item() if np.ndim(item) == 0 and hasattr(item, "item") else item
+    return out
+
+
 class BatchVecEnv(VecEnv):
     """``num_envs`` environments of ``config`` stepped as one batch, for SB3.
 
@@ -73,20 +87,21 @@ class BatchVecEnv(VecEnv):
         """One batched step; finished environments are reset."""
         if self._obs is None or self._actions is None:
             raise RuntimeError("call reset() and step_async() before step_wait()")
-        actions = self._actions.reshape(self.num_envs, -1)
-        if actions.shape[1] != self.config.num_agents or not np.all(np.isfinite(actions)):
+        actions = self._actions
+        if actions.shape != (self.num_envs, self.config.num_agents) or not np.all(np.isfinite(actions)):
             raise ValueError(
-                f"actions must be finite with shape ({self.num_envs}, {self.config.num_agents}), got "
-                f"shape {self._actions.shape}; check the policy's output"
+                f"actions must be finite with shape ({self.num_envs}, {self.config.num_agents}) (one row per "
+                f"environment), got shape {actions.shape}; check the policy's output"
             )
         obs, rewards, _, done, info = self.vector.step(self.transform.to_replicas(actions, self._obs))
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if done.any():
+            final = info["final_info"]["episode_metrics"]
             for env in np.flatnonzero(done):
                 infos[env] = {
                     "terminal_observation": info["final_obs"][env],
                     "TimeLimit.truncated": True,
-                    "episode_metrics": info["episode_metrics"][env],
+                    "episode_metrics": entry(final, int(env)),
                 }
         self._obs = obs
         return obs.copy(), rewards.astype(np.float32), done, infos
