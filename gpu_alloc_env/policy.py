@@ -85,8 +85,15 @@ class FixedPolicy(ABC):
     ) -> tuple[NDArray[np.float32], tuple[NDArray[Any], ...] | None]:
         """Desired replicas per agent: (N,) for one observation, (B, N) for a batch."""
         obs = np.asarray(observation)
-        action = self.allocate(self.layout.decode(obs)).astype(np.float32)
+        action = self.act(obs).astype(np.float32)
         return (action[0] if obs.ndim == 1 else action), state
+
+    def act(self, observation: NDArray[np.floating]) -> NDArray[np.float64]:
+        """(B, N) desired replicas for a (D,) or (B, D) observation: :meth:`allocate` of it decoded.
+
+        A policy that reads the raw observation faster may override this instead.
+        """
+        return self.allocate(self.layout.decode(observation))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scenario={self.config.name!r})"

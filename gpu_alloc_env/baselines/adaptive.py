@@ -227,14 +227,8 @@ class AdaptivePolicy(FixedPolicy):
         ) / self.replica_rate_rps
         return need
 
-    def predict(
-        self,
-        observation: NDArray[np.floating],
-        state: tuple[NDArray[Any], ...] | None = None,
-        episode_start: NDArray[np.bool_] | None = None,
-        deterministic: bool = True,
-    ) -> tuple[NDArray[np.float32], tuple[NDArray[Any], ...] | None]:
-        """Desired replicas per agent, (N,) or (B, N): one compiled call, nine passes over the agents."""
+    def act(self, observation: NDArray[np.floating]) -> NDArray[np.float64]:
+        """(B, N) desired replicas: one compiled call, nine passes over the agents, no decoding."""
         obs = np.asarray(observation)
         if obs.shape[-1] != self.layout.size or obs.ndim > 2:
             self.layout.decode(obs)  # raises the layout's error
@@ -244,8 +238,7 @@ class AdaptivePolicy(FixedPolicy):
             rows, self.replica_rate_rps, self.drain_time_s, self._settings, self._size,
             self.max_replicas, self._priority, self.order, replicas, self.visits,
         )  # fmt: skip
-        action = replicas.astype(np.float32)
-        return (action[0] if obs.ndim == 1 else action), state
+        return replicas
 
     def allocate(self, obs: DecodedObservation) -> NDArray[np.float64]:
         """One O(N) allocation per observation of the batch."""

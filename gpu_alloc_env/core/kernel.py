@@ -132,6 +132,12 @@ def heap_push(s: SimState, b: int, heap: EventHeap, t: float, r: int) -> None:
         for k in range(heap.size[0]):
             if heap.slot[k] == r and heap.time_s[k] == t:
                 return  # the rebuild took it in
+    _sift_in(heap, t, r)
+
+
+@njit(cache=True)
+def _sift_in(heap: EventHeap, t: float, r: int) -> None:
+    """Append the event (t, r) and move it up to its place (room for it is the caller's)."""
     i = heap.size[0]
     heap.time_s[i] = t
     heap.slot[i] = r
@@ -184,16 +190,7 @@ def heap_build(s: SimState, b: int, heap: EventHeap) -> None:
     for r in range(s.rep.shape[1]):
         t = _event_s(s, b, r)
         if t != np.inf:
-            i = heap.size[0]
-            heap.time_s[i] = t
-            heap.slot[i] = r
-            heap.size[0] += 1
-            while i > 0:
-                parent = (i - 1) >> 1
-                if not _before(heap, i, parent):
-                    break
-                _swap(heap, i, parent)
-                i = parent
+            _sift_in(heap, t, r)
 
 
 @njit(cache=True)
