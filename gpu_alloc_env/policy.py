@@ -88,7 +88,7 @@ class FixedPolicy(ABC):
         action = self.act(obs).astype(np.float32)
         return (action[0] if obs.ndim == 1 else action), state
 
-    def act(self, observation: NDArray[np.floating]) -> NDArray[np.float64]:
+    def act(self, observation: NDArray[np.floating]) -> NDArray[np.floating]:
         """(B, N) desired replicas for a (D,) or (B, D) observation: :meth:`allocate` of it decoded.
 
         A policy that reads the raw observation faster may override this instead.

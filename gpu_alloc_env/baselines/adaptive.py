@@ -96,6 +96,7 @@ def adaptive_decisions(
     max_replicas: FloatArray,
     priority: FloatArray,
     order: IntArray,
+    work: FloatArray,
     replicas: FloatArray,
     visits: IntArray,
 ) -> None:
@@ -103,14 +104,14 @@ def adaptive_decisions(
 
     Reads each agent's queue, batch, arrival rate and replicas from the observation (as
     :meth:`ObservationLayout.decode` does), then :func:`_allocate_row`: 9 N agent visits per
-    environment, no sorting.
+    environment, no sorting. ``work`` (8, N) is scratch space the caller keeps, so that no call
+    allocates (and page-faults) N-sized arrays.
     """
     agents = size.shape[0]
     features = len(AGENT_FEATURES)
     capacity = settings[2]
-    queued, running = np.empty(agents), np.empty(agents)
-    need, current = np.empty(agents), np.empty(agents)
-    scratch = np.empty((4, agents))
+    queued, running, need, current = work[0], work[1], work[2], work[3]
+    scratch = work[4:]
     for b in range(obs.shape[0]):
         visited = 0
         for n in range(agents):
@@ -219,6 +220,8 @@ class AdaptivePolicy(FixedPolicy):
         self._priority = self.priority.astype(np.float64)
         self.visits = np.zeros(1, dtype=np.int64)
         """Agents visited by the decisions so far (9 N per decision from an observation)."""
+        self._work = np.empty((8, self._size.shape[0]))
+        self._one = np.empty((1, self._size.shape[0]))
 
     def need_replicas(self, obs: DecodedObservation) -> NDArray[np.float64]:
         """(B, N) replicas each agent needs: its arrival rate, plus its queue over the drain time."""
@@ -227,18 +230,19 @@ class AdaptivePolicy(FixedPolicy):
         ) / self.replica_rate_rps
         return need
 
-    def act(self, observation: NDArray[np.floating]) -> NDArray[np.float64]:
-        """(B, N) desired replicas: one compiled call, nine passes over the agents, no decoding."""
+    def act(self, observation: NDArray[np.floating]) -> NDArray[np.floating]:
+        """(B, N) desired replicas (float32): one compiled call, nine passes over the agents."""
         obs = np.asarray(observation)
         if obs.shape[-1] != self.layout.size or obs.ndim > 2:
             self.layout.decode(obs)  # raises the layout's error
         rows = obs.reshape(-1, self.layout.size)
-        replicas = np.empty((rows.shape[0], self._size.shape[0]))
+        # One observation (the usual case) reuses a buffer; what is returned is a float32 copy.
+        replicas = self._one if rows.shape[0] == 1 else np.empty((rows.shape[0], self._size.shape[0]))
         adaptive_decisions(
             rows, self.replica_rate_rps, self.drain_time_s, self._settings, self._size,
-            self.max_replicas, self._priority, self.order, replicas, self.visits,
+            self.max_replicas, self._priority, self.order, self._work, replicas, self.visits,
         )  # fmt: skip
-        return replicas
+        return replicas.astype(np.float32)
 
     def allocate(self, obs: DecodedObservation) -> NDArray[np.float64]:
         """One O(N) allocation per observation of the batch."""
