@@ -74,7 +74,7 @@ class FixedPolicy(ABC):
 
     @abstractmethod
     def allocate(self, obs: DecodedObservation) -> NDArray[np.float64]:
-        """(B, N) desired replicas for a batch of decoded observations."""
+        """(B, N) desired replicas for a batch of decoded observations, in a new array."""
 
     def predict(
         self,
@@ -85,13 +85,14 @@ class FixedPolicy(ABC):
     ) -> tuple[NDArray[np.float32], tuple[NDArray[Any], ...] | None]:
         """Desired replicas per agent: (N,) for one observation, (B, N) for a batch."""
         obs = np.asarray(observation)
-        action = self.act(obs).astype(np.float32)
+        action = np.asarray(self.act(obs), dtype=np.float32)  # act's array is new: no second copy
         return (action[0] if obs.ndim == 1 else action), state
 
     def act(self, observation: NDArray[np.floating]) -> NDArray[np.floating]:
         """(B, N) desired replicas for a (D,) or (B, D) observation: :meth:`allocate` of it decoded.
 
-        A policy that reads the raw observation faster may override this instead.
+        A policy that reads the raw observation faster may override this instead; the array it
+        returns must be a new one (``predict`` hands it to the caller without copying it again).
         """
         return self.allocate(self.layout.decode(observation))
 
