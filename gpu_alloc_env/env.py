@@ -11,7 +11,7 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from gpu_alloc_env.config import ScenarioConfig
-from gpu_alloc_env.core.metrics import episode_metrics
+from gpu_alloc_env.core.metrics import episode_metrics, step_metrics
 from gpu_alloc_env.core.reward import reward_components
 from gpu_alloc_env.core.simulator import REPAIR_KINDS, StepStats
 from gpu_alloc_env.observation import ObservationLayout
@@ -243,42 +243,9 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
     def _step_info(
         self, stats: StepStats, desired: NDArray[np.float64], components: dict[str, float]
     ) -> dict[str, Any]:
-        billed_gpu_s = float(stats.billed_gpu_s[0].sum())
-        counts = np.stack(
-            [
-                stats.requests_arrived[0],
-                stats.requests_completed[0],
-                stats.cold_starts[0],
-                stats.preemptions[0],
-                stats.requeued[0],
-                stats.truncated[0],
-                stats.evicted[0],
-            ]
-        ).sum(axis=1)
-        arrived, completed, cold_starts, preemptions, requeued, truncated, evicted = counts.tolist()
-        sim = self.sim
         metrics = {
-            "time_s": float(sim.step_count[0]) * sim.dt_s,
-            "tasks_arrived": int(stats.tasks_arrived[0]),
-            "tasks_completed": int(stats.tasks_completed[0]),
-            "tasks_in_flight": int(sim.state.env["tasks_in_flight"][0]),
-            "task_latency_sum_s": float(stats.task_latency_sum_s[0]),
-            "slo_misses": int(stats.slo_misses[0]),
-            "delay_task_s": float(stats.delay_task_s[0]),
-            "requests_arrived": arrived,
-            "requests_completed": completed,
-            "output_tokens": float(stats.output_tokens[0]),
-            "cost_usd": float(stats.cost_usd[0]),
-            "busy_gpu_s": float(stats.busy_gpu_s[0].sum()),
-            "billed_gpu_s": billed_gpu_s,
-            "allocated_share": billed_gpu_s / (self.config.capacity_gpus * self.config.decision_interval_s),
-            "cold_starts": cold_starts,
-            "preemptions": preemptions,
-            "requeued_requests": requeued,
-            "truncated_requests": truncated,
-            "evicted_replicas": evicted,
-            "queued_requests": sim.queued[0].copy(),
-            "running_requests": sim.running[0].copy(),
+            name: value[0].item() if value.ndim == 1 else value[0]
+            for name, value in step_metrics(self.sim, stats).items()
         }
         # The step's statistics are arrays of their own (not the simulator's live state): no copies.
         return {

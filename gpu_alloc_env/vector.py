@@ -42,7 +42,7 @@ from gymnasium.vector.utils import batch_space
 from numpy.typing import NDArray
 
 from gpu_alloc_env.config import ScenarioConfig
-from gpu_alloc_env.core.metrics import episode_metrics
+from gpu_alloc_env.core.metrics import episode_metrics, step_metrics
 from gpu_alloc_env.core.reward import REWARD_COMPONENTS, reward_components
 from gpu_alloc_env.core.simulator import REPAIR_KINDS, StepStats
 from gpu_alloc_env.env import replica_space, resolve_scenario, validate_replicas
@@ -115,8 +115,6 @@ class GpuAllocVectorEnv(VectorEnv[ObsArray, NDArray[np.floating], NDArray[Any]])
         self._needs_reset = np.ones(self.num_envs, dtype=bool)
         """Environments whose episode ended: reset at the next step (NEXT_STEP), or waiting (DISABLED)."""
         self._started = False
-        self._steps = np.zeros(self.num_envs, dtype=np.int64)
-        """Steps of each environment's current episode (for ``max_episode_steps``)."""
 
     # ------------------------------------------------------------------ reset
     def _reset_env(self, env: int, seed: int | None) -> None:
@@ -124,7 +122,6 @@ class GpuAllocVectorEnv(VectorEnv[ObsArray, NDArray[np.floating], NDArray[Any]])
             self._rngs[env] = np.random.default_rng(seed)
         self.sim.reset_env(env, self._rngs[env])  # type: ignore[arg-type]
         self._needs_reset[env] = False
-        self._steps[env] = 0
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
@@ -188,7 +185,6 @@ class GpuAllocVectorEnv(VectorEnv[ObsArray, NDArray[np.floating], NDArray[Any]])
         for env in np.flatnonzero(resetting):
             self._reset_env(int(env), None)
         stats = self.sim.step(np.where(live[:, None], desired, 0.0), active=None if live.all() else live)
-        self._steps[live] += 1
         components = reward_components(self.config, stats)
         rewards = components[REWARD_COMPONENTS[0]].copy()
         for name in REWARD_COMPONENTS[1:]:
@@ -196,7 +192,7 @@ class GpuAllocVectorEnv(VectorEnv[ObsArray, NDArray[np.floating], NDArray[Any]])
         rewards[resetting] = 0.0  # NEXT_STEP: an environment only reset this step earns nothing
         truncated = self.sim.done.copy()
         if self.max_episode_steps is not None:
-            truncated |= self._steps >= self.max_episode_steps
+            truncated |= self.sim.step_count >= self.max_episode_steps
         truncated &= live
         terminated = np.zeros(self.num_envs, dtype=bool)
         obs = self.layout.encode(self.sim.view(copy=False))
@@ -245,31 +241,7 @@ class GpuAllocVectorEnv(VectorEnv[ObsArray, NDArray[np.floating], NDArray[Any]])
                 out[f"_{key}"] = rows.copy()
             return out
 
-        billed = stats.billed_gpu_s.sum(axis=1)
-        config = self.config
-        metrics = {
-            "time_s": sim.time_s,
-            "tasks_arrived": stats.tasks_arrived,
-            "tasks_completed": stats.tasks_completed,
-            "tasks_in_flight": sim.tasks_in_flight,
-            "task_latency_sum_s": stats.task_latency_sum_s,
-            "slo_misses": stats.slo_misses,
-            "delay_task_s": stats.delay_task_s,
-            "requests_arrived": stats.requests_arrived.sum(axis=1),
-            "requests_completed": stats.requests_completed.sum(axis=1),
-            "output_tokens": stats.output_tokens,
-            "cost_usd": stats.cost_usd,
-            "busy_gpu_s": stats.busy_gpu_s.sum(axis=1),
-            "billed_gpu_s": billed,
-            "allocated_share": billed / (config.capacity_gpus * config.decision_interval_s),
-            "cold_starts": stats.cold_starts.sum(axis=1),
-            "preemptions": stats.preemptions.sum(axis=1),
-            "requeued_requests": stats.requeued.sum(axis=1),
-            "truncated_requests": stats.truncated.sum(axis=1),
-            "evicted_replicas": stats.evicted.sum(axis=1),
-            "queued_requests": sim.queued,
-            "running_requests": sim.running,
-        }
+        metrics = step_metrics(sim, stats)
         return {
             "reward_components": group(components),
             "_reward_components": rows.copy(),

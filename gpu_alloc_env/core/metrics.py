@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gpu_alloc_env.arrays import BoolArray, FloatArray
-from gpu_alloc_env.core.simulator import BatchSimulator
+from gpu_alloc_env.core.simulator import BatchSimulator, StepStats
 from gpu_alloc_env.core.state import DONE
 
 EPISODE_METRICS: tuple[str, ...] = (
@@ -54,6 +54,39 @@ EPISODE_METRICS: tuple[str, ...] = (
     "elapsed_s",
 )
 """Keys of :func:`episode_metrics`, in a stable order (the ``per_agent`` entry comes after)."""
+
+
+def step_metrics(sim: BatchSimulator, stats: StepStats) -> dict[str, NDArray[np.generic]]:
+    """``info["metrics"]`` of one interval of every environment: (B,) arrays, (B, N) for the queues.
+
+    The interval's additive quantities (:class:`StepStats`, summed over agents) and the state at its
+    end; arrays of their own, never views of the simulator's live state.
+    """
+    config = sim.config
+    billed = stats.billed_gpu_s.sum(axis=1)
+    return {
+        "time_s": sim.time_s,
+        "tasks_arrived": stats.tasks_arrived,
+        "tasks_completed": stats.tasks_completed,
+        "tasks_in_flight": sim.tasks_in_flight.copy(),
+        "task_latency_sum_s": stats.task_latency_sum_s,
+        "slo_misses": stats.slo_misses,
+        "delay_task_s": stats.delay_task_s,
+        "requests_arrived": stats.requests_arrived.sum(axis=1),
+        "requests_completed": stats.requests_completed.sum(axis=1),
+        "output_tokens": stats.output_tokens,
+        "cost_usd": stats.cost_usd,
+        "busy_gpu_s": stats.busy_gpu_s.sum(axis=1),
+        "billed_gpu_s": billed,
+        "allocated_share": billed / (config.capacity_gpus * config.decision_interval_s),
+        "cold_starts": stats.cold_starts.sum(axis=1),
+        "preemptions": stats.preemptions.sum(axis=1),
+        "requeued_requests": stats.requeued.sum(axis=1),
+        "truncated_requests": stats.truncated.sum(axis=1),
+        "evicted_replicas": stats.evicted.sum(axis=1),
+        "queued_requests": sim.queued.copy(),
+        "running_requests": sim.running.copy(),
+    }
 
 
 def _stats(values: FloatArray) -> tuple[float, float, float, float]:
