@@ -77,7 +77,9 @@ def run_episode(
     """Run one whole episode of ``policy`` (deterministic actions) on ``env`` seeded with ``seed``.
 
     A policy with a ``start_episode(env, seed)`` method (the clairvoyant planner) is told the
-    episode's environment and seed first.
+    episode's environment and seed first. As in Stable-Baselines3's ``evaluate_policy``, the
+    ``state`` a policy's ``predict`` returns is passed back to it at the next step, with
+    ``episode_start`` true at the first (a policy that holds its decisions keeps them there).
     """
     start_episode = getattr(policy, "start_episode", None)
     if callable(start_episode):
@@ -86,8 +88,11 @@ def run_episode(
     total = 0.0
     steps = 0
     allocations: list[NDArray[np.float64]] = []
+    state: tuple[NDArray[Any], ...] | None = None
+    episode_start = np.ones(1, dtype=bool)
     while True:
-        action, _ = policy.predict(obs, deterministic=True)
+        action, state = policy.predict(obs, state=state, episode_start=episode_start, deterministic=True)
+        episode_start = np.zeros(1, dtype=bool)
         obs, reward, terminated, truncated, info = env.step(action)
         total += float(reward)
         steps += 1

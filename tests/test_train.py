@@ -168,6 +168,17 @@ def test_new_run_refuses_a_used_folder_and_resume_needs_a_checkpoint(tiny_run: P
             {"residual_scale": 0.3},
             "--hp residual_scale applies to action=residual, but the run's action is 'need_scale'",
         ),
+        ({"action": "offset", "min_offset": 1}, "min_offset must be an int <= 0, got 1"),
+        ({"action": "offset", "max_offset": -1}, "max_offset must be an int >= 0, got -1"),
+        ({"action": "offset", "offset_base": "3,2"}, "offset_base must be a list of replicas per agent"),
+        ({"action": "offset", "offset_base": [9, 9, 9, 9]}, "exceed the agents. max_replicas"),
+        ({"action_repeat": 0}, "action_repeat must be a positive integer, got 0"),
+        ({"action_repeat": 3}, r"action_repeat=3 does not divide the episode's 20 decision intervals"),
+        (
+            {"reward_baseline": "oracle"},
+            "reward_baseline must be provisioned, adaptive or null, got 'oracle'",
+        ),
+        ({"max_offset": 2}, "--hp max_offset applies to action=offset, but the run's action is 'need_scale'"),
     ],
 )
 def test_bad_hyperparameters_fail_clearly(hp: dict[str, object], message: str, tmp_path: Path) -> None:

@@ -8,11 +8,18 @@ parameterisations, chosen per scenario in ``gpu_alloc_env/train/hyperparams.yml`
 | ``absolute`` | ``(a_n + 1) / 2 x max_replicas_n``: the whole range, learned from scratch   |
 | ``residual`` | a baseline's replicas ``+ a_n x residual_scale x max_replicas_n``           |
 | ``need_scale`` | the adaptive heuristic run on its need estimate ``x max_need_factor ** a_n`` |
+| ``offset``   | the tuned constant ``+ min_offset + k_n``, ``k_n`` in ``0 .. max_offset - min_offset`` |
 
 ``residual`` and ``need_scale`` start a policy at a baseline (zero action), which then learns
 corrections to it; the environment repairs whatever results into a feasible allocation, as it
 does any action. The baseline of ``residual`` is ``residual_base``: the adaptive heuristic
 (default) or the scenario's tuned provisioned constant.
+
+``offset`` is the one discrete parameterisation (a ``MultiDiscrete`` action, one categorical per
+agent): whole replicas added to or taken from the scenario's tuned constant
+(:class:`~gpu_alloc_env.baselines.provisioned.ProvisionedPolicy`). A whole replica is what the
+platform can change, so no correction falls in a rounding dead zone, and a categorical policy can
+put its mass on "hold the constant" in one state and "one replica fewer" in another.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from numpy.typing import NDArray
 
 from gpu_alloc_env.arrays import FloatArray
@@ -38,6 +46,11 @@ class ActionTransform(ABC):
     def __init__(self, config: ScenarioConfig) -> None:
         self.config = config
         self.max_replicas = np.array([a.max_replicas for a in config.agents], dtype=np.float64)
+
+    def action_space(self) -> spaces.Space[Any]:
+        """The policy's action space: the unit box ``[-1, 1]^N`` unless the transform says otherwise."""
+        n = self.config.num_agents
+        return spaces.Box(low=-np.ones(n, np.float32), high=np.ones(n, np.float32), dtype=np.float32)
 
     @abstractmethod
     def to_replicas(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
@@ -141,15 +154,77 @@ class NeedScaleAction(ActionTransform):
         return {"action": self.name, "max_need_factor": self.max_need_factor}
 
 
+class OffsetAction(ActionTransform):
+    """Whole replicas added to or taken from the scenario's tuned constant: a discrete action.
+
+    Agent ``n``'s action ``k_n`` is one of ``0 .. max_offset - min_offset``; its desired replicas
+    are the constant's ``+ min_offset + k_n``. Below zero or above the agent's limits, and beyond
+    the pool, the environment repairs the allocation as it does any action. When the constant
+    fills the pool (as every tuned constant of the bundled scenarios does), ``max_offset = 0``
+    keeps the policy to the moves the pool allows.
+
+    Args:
+        config: the scenario.
+        min_offset: the most replicas taken per agent, as a number <= 0.
+        max_offset: the most replicas added per agent, a number >= 0 (not both 0).
+        offset_base: the constant's replicas per agent; None reads the scenario's tuned
+            ``provisioned`` record (``gpu-alloc tune``).
+    """
+
+    name = "offset"
+
+    def __init__(
+        self,
+        config: ScenarioConfig,
+        min_offset: int = -1,
+        max_offset: int = 1,
+        offset_base: list[float] | None = None,
+    ) -> None:
+        super().__init__(config)
+        if isinstance(min_offset, bool) or not isinstance(min_offset, int) or min_offset > 0:
+            raise ValueError(f"min_offset must be an int <= 0, got {min_offset!r}")
+        if isinstance(max_offset, bool) or not isinstance(max_offset, int) or max_offset < 0:
+            raise ValueError(f"max_offset must be an int >= 0, got {max_offset!r}")
+        if min_offset == max_offset == 0:
+            raise ValueError("min_offset and max_offset are both 0: the policy would have no choice")
+        self.min_offset = min_offset
+        self.max_offset = max_offset
+        self.base_replicas = ProvisionedPolicy(config, offset_base).replicas.astype(np.float64)
+
+    def action_space(self) -> spaces.Space[Any]:
+        """``MultiDiscrete([max_offset - min_offset + 1] * N)``; ``-min_offset`` holds the constant."""
+        return spaces.MultiDiscrete(np.full(self.config.num_agents, self.max_offset - self.min_offset + 1))
+
+    def to_replicas(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
+        """The constant plus each agent's offset."""
+        chosen = np.asarray(action, dtype=np.float64)
+        top = self.max_offset - self.min_offset
+        if np.any(chosen < 0) or np.any(chosen > top) or np.any(chosen != np.round(chosen)):
+            raise ValueError(f"offset actions must be whole numbers in 0..{top}, got {np.asarray(action)}")
+        replicas: FloatArray = self.base_replicas + self.min_offset + chosen
+        return replicas
+
+    def spec(self) -> dict[str, Any]:
+        """Name, offset range and the constant."""
+        return {
+            "action": self.name,
+            "min_offset": self.min_offset,
+            "max_offset": self.max_offset,
+            "offset_base": self.base_replicas.tolist(),
+        }
+
+
 ACTION_TRANSFORMS: dict[str, type[ActionTransform]] = {
     "absolute": AbsoluteAction,
     "residual": ResidualAction,
     "need_scale": NeedScaleAction,
+    "offset": OffsetAction,
 }
 ACTION_OPTIONS: dict[str, tuple[str, ...]] = {
     "absolute": (),
     "residual": ("residual_scale", "residual_base"),
     "need_scale": ("max_need_factor",),
+    "offset": ("min_offset", "max_offset", "offset_base"),
 }
 """The hyperparameters each parameterisation reads."""
 

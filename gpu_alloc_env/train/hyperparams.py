@@ -28,7 +28,12 @@ ENV_KEYS = (
     "residual_scale",
     "residual_base",
     "max_need_factor",
+    "min_offset",
+    "max_offset",
+    "offset_base",
     "normalize_reward",
+    "reward_baseline",
+    "action_repeat",
     "eval_freq_steps",
     "eval_episodes",
     "train_reward",
@@ -76,6 +81,9 @@ def load_hyperparams(
         ("residual_scale", "residual"),
         ("residual_base", "residual"),
         ("max_need_factor", "need_scale"),
+        ("min_offset", "offset"),
+        ("max_offset", "offset"),
+        ("offset_base", "offset"),
     ):
         if key in (overrides or {}) and resolved.get("action") != action:
             raise TrainError(
@@ -93,7 +101,15 @@ RESERVED_KEYS = {
     "_init_setup_model": "Stable-Baselines3",
 }
 """PPO arguments that ``gpu-alloc train`` sets itself, and what sets them."""
-_POSITIVE_INTS = ("n_envs", "eval_freq_steps", "eval_episodes", "n_steps", "batch_size", "n_epochs")
+_POSITIVE_INTS = (
+    "n_envs",
+    "action_repeat",
+    "eval_freq_steps",
+    "eval_episodes",
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+)
 _POSITIVE = ("learning_rate", "clip_range", "max_grad_norm", "max_need_factor", "residual_scale")
 _NON_NEGATIVE = ("ent_coef", "vf_coef")
 _UNIT = ("gamma", "gae_lambda")
@@ -151,6 +167,15 @@ def _check_hyperparams(hp: Mapping[str, Any], source: Path | str) -> None:
         raise refuse("net_arch", "a list of positive layer sizes, for example [64, 64]")
     if hp.get("policy_kwargs") is not None and not isinstance(hp["policy_kwargs"], dict):
         raise refuse("policy_kwargs", "a mapping of Stable-Baselines3 policy arguments")
+    for key, sign in (("min_offset", -1), ("max_offset", 1)):
+        value = hp.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or sign * value < 0):
+            raise refuse(key, "an int <= 0" if sign < 0 else "an int >= 0")
+    base = hp.get("offset_base")
+    if base is not None and not (isinstance(base, list) and all(_is_number(v) and v >= 0 for v in base)):
+        raise refuse("offset_base", "a list of replicas per agent, for example [3, 2, 3, 2]")
+    if hp.get("reward_baseline") not in (None, "provisioned", "adaptive"):
+        raise refuse("reward_baseline", "provisioned, adaptive or null")
     for key in ("train_reward", "train_overrides"):
         if hp.get(key) is not None and not isinstance(hp[key], dict):
             raise refuse(key, "a mapping of fields")

@@ -222,6 +222,7 @@ class LearnedPolicy:
         self.config = ScenarioConfig.from_dict(data["scenario"])
         hp = data["hyperparams"]
         self.transform: ActionTransform = transform_from_hyperparams(self.config, hp)
+        self.action_repeat = int(hp.get("action_repeat", 1))
         args_file = self.run_dir / "args.json"
         self.train_seed = int(_read_json(args_file)["seed"]) if args_file.exists() else -1
         path = self.run_dir / MODEL_FILES[model]
@@ -265,13 +266,36 @@ class LearnedPolicy:
         episode_start: NDArray[np.bool_] | None = None,
         deterministic: bool = True,
     ) -> tuple[NDArray[np.float32], tuple[NDArray[Any], ...] | None]:
-        """Desired replicas per agent: (N,) for one observation, (B, N) for a batch."""
+        """Desired replicas per agent: (N,) for one observation, (B, N) for a batch.
+
+        A run trained with ``action_repeat`` k decides every k steps and holds its action between,
+        as in training: ``state`` is ``(held actions (B, N), steps left (B,))``, which the caller
+        passes back (the evaluation harness does, as SB3's ``evaluate_policy`` does), with
+        ``episode_start`` true for an environment whose episode begins. Without a state, or with
+        k = 1, every call decides afresh.
+        """
         obs = np.asarray(observation, dtype=np.float32)
         batch = obs.reshape(-1, self.layout.size)
-        action, _ = self.model.predict(batch, deterministic=deterministic)
-        replicas = self.transform.to_replicas(np.asarray(action).reshape(batch.shape[0], -1), batch)
+        rows = batch.shape[0]
+        decide = np.ones(rows, dtype=bool)
+        if self.action_repeat > 1 and state is not None:
+            held, left = state
+            decide = left <= 0
+            if episode_start is not None:
+                decide |= np.asarray(episode_start, dtype=bool).reshape(rows)
+        if decide.all():
+            action, _ = self.model.predict(batch, deterministic=deterministic)
+            held = np.asarray(action).reshape(rows, -1)
+            left = np.zeros(rows, dtype=np.int64)
+        elif decide.any():
+            action, _ = self.model.predict(batch[decide], deterministic=deterministic)
+            held = held.copy()
+            held[decide] = np.asarray(action).reshape(int(decide.sum()), -1)
+        left = np.where(decide, self.action_repeat, left) - 1
+        replicas = self.transform.to_replicas(held, batch)
         out = replicas.astype(np.float32)
-        return (out[0] if obs.ndim == 1 else out), state
+        new_state = (held, left) if self.action_repeat > 1 else state
+        return (out[0] if obs.ndim == 1 else out), new_state
 
     def __repr__(self) -> str:
         return f"LearnedPolicy({str(self.run_dir)!r})"

@@ -22,9 +22,12 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
+from gpu_alloc_env.baselines.adaptive import AdaptivePolicy
+from gpu_alloc_env.baselines.provisioned import ProvisionedPolicy
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.errors import TrainError
+from gpu_alloc_env.policy import Policy
 from gpu_alloc_env.seeds import VALIDATION_SEED_BASE, training_seed
 from gpu_alloc_env.train.actions import transform_from_hyperparams
 from gpu_alloc_env.train.callbacks import CheckpointCallback, RolloutProgressBar, ValidationCallback
@@ -43,18 +46,52 @@ from gpu_alloc_env.train.run_folder import (
 )
 from gpu_alloc_env.train.vec_env import BatchVecEnv
 
+REWARD_BASELINES: tuple[str, ...] = ("provisioned", "adaptive")
+"""Policies a run's paired reward (``reward_baseline``) can subtract, by name."""
+
 
 def build_env(
-    config: ScenarioConfig, hp: Mapping[str, Any], num_envs: int, monitor_file: Path | None
+    config: ScenarioConfig,
+    hp: Mapping[str, Any],
+    num_envs: int,
+    monitor_file: Path | None,
+    training: bool = True,
 ) -> VecEnv:
-    """The batched environment of a run, monitored, with reward normalisation if configured."""
+    """The batched environment of a run, monitored, with reward normalisation if configured.
+
+    ``config`` is the run's scenario. Training environments (``training``) step it with the
+    shaping of :func:`training_config` and, with ``reward_baseline``, the paired reward; validation
+    environments step it as it is, with its own reward, unnormalised. The action transform and the
+    baseline always come from ``config`` itself, as an evaluation rebuilds them.
+    """
     transform = transform_from_hyperparams(config, dict(hp))
+    baseline = hp.get("reward_baseline") if training else None
     env: VecEnv = VecMonitor(
-        BatchVecEnv(config, num_envs, transform), filename=str(monitor_file) if monitor_file else None
+        BatchVecEnv(
+            training_config(config, hp) if training else config,
+            num_envs,
+            transform,
+            reward_baseline=make_reward_baseline(config, baseline, hp) if baseline else None,
+            action_repeat=int(hp.get("action_repeat", 1)),
+        ),
+        filename=str(monitor_file) if monitor_file else None,
     )
-    if hp.get("normalize_reward", False):
+    if training and hp.get("normalize_reward", False):
         env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=float(hp.get("gamma", 0.99)))
     return env
+
+
+def make_reward_baseline(config: ScenarioConfig, name: str, hp: Mapping[str, Any] | None = None) -> Policy:
+    """The policy of the paired reward (``reward_baseline``): ``provisioned`` or ``adaptive``.
+
+    ``provisioned`` holds the run's ``offset_base`` when it has one (the constant its ``offset``
+    action starts from), else the scenario's tuned constant.
+    """
+    if name == "provisioned":
+        return ProvisionedPolicy(config, (hp or {}).get("offset_base"))
+    if name == "adaptive":
+        return AdaptivePolicy(config)
+    raise TrainError(f"reward_baseline must be one of {list(REWARD_BASELINES)} or null, got {name!r}")
 
 
 def train(
@@ -103,9 +140,8 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "monitor").mkdir(exist_ok=True)
     monitor_file = run_dir / "monitor" / f"train-{segment(run_dir)}"
-    train_config = training_config(config, hp)
-    env = build_env(train_config, hp, int(hp["n_envs"]), monitor_file)
-    eval_env = build_env(config, {**hp, "normalize_reward": False}, int(hp["eval_episodes"]), None)
+    env = build_env(config, hp, int(hp["n_envs"]), monitor_file)
+    eval_env = build_env(config, hp, int(hp["eval_episodes"]), None, training=False)
     if isinstance(env, VecNormalize):
         eval_env = VecNormalize(eval_env, training=False, norm_obs=False, norm_reward=False)
 

@@ -7,6 +7,15 @@ step per step. Its actions are normalised, in ``[-1, 1]^N``, turned into replica
 :class:`ActionTransform`. Episodes end by truncation; an environment that finishes is reset at
 once from its own continuing generator, with SB3's ``terminal_observation`` and
 ``TimeLimit.truncated`` in its info, plus ``episode_metrics``.
+
+**Paired reward.** Given a ``reward_baseline`` policy, a second vector environment replays the
+same episodes (same seeds, so the same arrivals: the workload's draws are the only randomness and
+no action changes them) under that policy, and each step's reward becomes the policy's minus the
+baseline's. The subtracted term depends on the arrivals alone, never on the policy's actions, so
+the policy gradient keeps its expectation while the arrivals' share of its variance cancels: the
+input-dependent baseline of Mao et al., "Variance Reduction for Reinforcement Learning in
+Input-Driven Environments" (ICLR 2019). Episode returns in ``episode_metrics`` stay the policy's
+own.
 """
 
 from __future__ import annotations
@@ -16,12 +25,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from numpy.typing import NDArray
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
 from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.policy import Policy
 from gpu_alloc_env.train.actions import ActionTransform
 from gpu_alloc_env.vector import GpuAllocVectorEnv
 
@@ -47,20 +56,43 @@ class BatchVecEnv(VecEnv):
         config: the scenario.
         num_envs: number of environments B.
         transform: maps normalised actions to desired replicas.
+        reward_baseline: a policy whose reward on the same episodes is subtracted from each step's
+            reward (paired reward, module docstring); None keeps the scenario's reward.
+        action_repeat: decision intervals each action is held for; one step of this environment
+            is that many of the simulator's, its reward their sum (the policy decides every
+            ``action_repeat x decision_interval_s``).
     """
 
-    def __init__(self, config: ScenarioConfig, num_envs: int, transform: ActionTransform) -> None:
+    def __init__(
+        self,
+        config: ScenarioConfig,
+        num_envs: int,
+        transform: ActionTransform,
+        reward_baseline: Policy | None = None,
+        action_repeat: int = 1,
+    ) -> None:
+        steps = round(config.episode_length_s / config.decision_interval_s)
+        if isinstance(action_repeat, bool) or not isinstance(action_repeat, int) or action_repeat < 1:
+            raise ValueError(f"action_repeat must be a positive int, got {action_repeat!r}")
+        if steps % action_repeat:
+            raise ValueError(
+                f"action_repeat={action_repeat} does not divide the episode's {steps} decision intervals; "
+                "choose a divisor, so that every episode is a whole number of the policy's decisions"
+            )
+        self.action_repeat = action_repeat
         self.vector = GpuAllocVectorEnv(num_envs, config, autoreset_mode=AutoresetMode.SAME_STEP)
-        n = config.num_agents
         self.render_mode: str | None = None
-        super().__init__(
-            num_envs,
-            self.vector.single_observation_space,
-            spaces.Box(low=-np.ones(n, np.float32), high=np.ones(n, np.float32), dtype=np.float32),
-        )
+        super().__init__(num_envs, self.vector.single_observation_space, transform.action_space())
         self.config = config
         self.transform = transform
+        self.reward_baseline = reward_baseline
+        self.shadow = (
+            None
+            if reward_baseline is None
+            else GpuAllocVectorEnv(num_envs, config, autoreset_mode=AutoresetMode.SAME_STEP)
+        )
         self._obs: NDArray[np.float32] | None = None
+        self._shadow_obs: NDArray[np.float32] | None = None
         self._actions: NDArray[np.floating] | None = None
 
     @property
@@ -70,7 +102,13 @@ class BatchVecEnv(VecEnv):
 
     def reset(self) -> NDArray[np.float32]:
         """Reset every environment (with the seeds given to :meth:`seed`, if any)."""
-        obs, _ = self.vector.reset(seed=list(self._seeds))
+        seeds: list[int | None] = list(self._seeds)
+        if self.shadow is not None:
+            # The paired episodes need the same generators: seed both, with fresh entropy if unseeded.
+            fresh = np.random.SeedSequence().generate_state(self.num_envs, np.uint64)
+            seeds = [int(fresh[env]) if seed is None else seed for env, seed in enumerate(seeds)]
+            self._shadow_obs, _ = self.shadow.reset(seed=seeds)
+        obs, _ = self.vector.reset(seed=seeds)
         for env in range(self.num_envs):
             self.reset_infos[env] = {"time_s": 0.0}
         self._reset_seeds()
@@ -93,7 +131,14 @@ class BatchVecEnv(VecEnv):
                 f"actions must be finite with shape ({self.num_envs}, {self.config.num_agents}) (one row per "
                 f"environment), got shape {actions.shape}; check the policy's output"
             )
-        obs, rewards, _, done, info = self.vector.step(self.transform.to_replicas(actions, self._obs))
+        rewards = np.zeros(self.num_envs)
+        for _ in range(self.action_repeat):
+            replicas = self.transform.to_replicas(actions, self._obs)
+            obs, step_rewards, _, done, info = self.vector.step(replicas)
+            rewards += step_rewards - self._baseline_rewards(done)
+            self._obs = obs
+            if done.any():
+                break  # every episode is a whole number of repeats, so all end together here
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if done.any():
             final = info["final_info"]["episode_metrics"]
@@ -103,8 +148,17 @@ class BatchVecEnv(VecEnv):
                     "TimeLimit.truncated": True,
                     "episode_metrics": entry(final, int(env)),
                 }
-        self._obs = obs
         return obs.copy(), rewards.astype(np.float32), done, infos
+
+    def _baseline_rewards(self, done: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """The paired baseline's rewards for the step just taken (zeros without a baseline)."""
+        if self.shadow is None or self.reward_baseline is None or self._shadow_obs is None:
+            return np.zeros(self.num_envs)
+        replicas, _ = self.reward_baseline.predict(self._shadow_obs, deterministic=True)
+        self._shadow_obs, rewards, _, shadow_done, _ = self.shadow.step(replicas)
+        if not np.array_equal(done, shadow_done):
+            raise RuntimeError("the paired baseline's episodes fell out of step with the policy's")
+        return rewards
 
     def close(self) -> None:
         """Nothing to release."""
