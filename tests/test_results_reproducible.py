@@ -108,6 +108,26 @@ def test_committed_ppo_results_come_from_the_regeneration_script() -> None:
         assert f"results/ppo-paper/{name}" in (ROOT / "README.md").read_text()
 
 
+def test_committed_ppo_results_where_the_load_moves_come_from_the_regeneration_script() -> None:
+    script = _regeneration_script()
+    assert "for scenario in bursty diurnal; do" in script
+    assert (
+        'gpu-alloc experiment --scenario "$scenario" --seeds 0 1 2 --timesteps 64000 '
+        '--runs-dir "runs/$scenario" --out "results/ppo-$scenario" --episodes 20'
+    ) in script
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for scenario in ("bursty", "diurnal"):
+        command = (
+            f"gpu-alloc experiment --scenario {scenario} --seeds 0 1 2 --timesteps 64000 "
+            f"--runs-dir runs/{scenario} --out results/ppo-{scenario} --episodes 20"
+        )
+        summary = (ROOT / "results" / f"ppo-{scenario}" / "summary.md").read_text()
+        assert f"Command: `{command}`" in summary
+        assert f"Learned runs: {scenario}-seed0, {scenario}-seed1, {scenario}-seed2." in summary
+        assert f"results/ppo-{scenario}/summary.md" in readme
+    assert "gpu-alloc experiment --scenario diurnal --seeds 0 1 2 --timesteps 64000" in readme
+
+
 GENERALISE_COMMAND = (
     "gpu-alloc generalise --seeds 0 1 2 --timesteps 2000000 --episodes 20 "
     "--runs-dir runs/generalisation --out results/generalisation"
