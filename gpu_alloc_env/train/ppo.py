@@ -31,7 +31,7 @@ from gpu_alloc_env.policy import Policy
 from gpu_alloc_env.seeds import VALIDATION_SEED_BASE, training_seed
 from gpu_alloc_env.train.actions import transform_from_hyperparams
 from gpu_alloc_env.train.callbacks import CheckpointCallback, RolloutProgressBar, ValidationCallback
-from gpu_alloc_env.train.hyperparams import load_hyperparams, ppo_kwargs, training_config
+from gpu_alloc_env.train.hyperparams import REWARD_BASELINES, load_hyperparams, ppo_kwargs, training_config
 from gpu_alloc_env.train.run_folder import (
     CHECKPOINT_DIR,
     TrainArgs,
@@ -45,9 +45,6 @@ from gpu_alloc_env.train.run_folder import (
     write_json,
 )
 from gpu_alloc_env.train.vec_env import BatchVecEnv
-
-REWARD_BASELINES: tuple[str, ...] = ("provisioned", "adaptive")
-"""Policies a run's paired reward (``reward_baseline``) can subtract, by name."""
 
 
 def build_env(

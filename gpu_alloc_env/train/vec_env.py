@@ -3,10 +3,11 @@
 :class:`BatchVecEnv` wraps one :class:`gpu_alloc_env.vector.GpuAllocVectorEnv` (same-step
 autoreset): same physics, observation and reward as :class:`gpu_alloc_env.GpuAllocEnv` (environment
 ``e`` reset with seed ``s`` replays ``GpuAllocEnv`` reset with seed ``s``), one batched simulator
-step per step. Its actions are normalised, in ``[-1, 1]^N``, turned into replicas by an
-:class:`ActionTransform`. Episodes end by truncation; an environment that finishes is reset at
-once from its own continuing generator, with SB3's ``terminal_observation`` and
-``TimeLimit.truncated`` in its info, plus ``episode_metrics``.
+step per step (``action_repeat`` of them, with the action held, when a decision spans several
+intervals). Its actions are those of an :class:`ActionTransform` (normalised in ``[-1, 1]^N``,
+or discrete for ``offset``), which turns them into replicas. Episodes end by truncation; an
+environment that finishes is reset at once from its own continuing generator, with SB3's
+``terminal_observation`` and ``TimeLimit.truncated`` in its info, plus ``episode_metrics``.
 
 **Paired reward.** Given a ``reward_baseline`` policy, a second vector environment replays the
 same episodes (same seeds, so the same arrivals: the workload's draws are the only randomness and
@@ -14,8 +15,8 @@ no action changes them) under that policy, and each step's reward becomes the po
 baseline's. The subtracted term depends on the arrivals alone, never on the policy's actions, so
 the policy gradient keeps its expectation while the arrivals' share of its variance cancels: the
 input-dependent baseline of Mao et al., "Variance Reduction for Reinforcement Learning in
-Input-Driven Environments" (ICLR 2019). Episode returns in ``episode_metrics`` stay the policy's
-own.
+Input-Driven Environments" (ICLR 2019). The rewards this environment returns, and so a monitor's
+episode returns, are then the paired ones; ``episode_metrics`` stays the policy's own.
 """
 
 from __future__ import annotations
