@@ -73,8 +73,24 @@ class AbsoluteAction(ActionTransform):
         return replicas
 
 
-RESIDUAL_BASES: tuple[str, ...] = ("adaptive", "provisioned")
+BASELINES: tuple[str, ...] = ("provisioned", "adaptive")
+"""Baselines a learner is built on: what ``residual`` corrects, what a paired reward subtracts."""
+RESIDUAL_BASES: tuple[str, ...] = tuple(sorted(BASELINES))
 """Baselines a ``residual`` action can correct."""
+
+
+def baseline_policy(
+    config: ScenarioConfig, name: str, provisioned_replicas: list[float] | None = None
+) -> FixedPolicy:
+    """The baseline ``name`` of :data:`BASELINES` for ``config``.
+
+    ``provisioned`` holds ``provisioned_replicas`` when given, else the scenario's tuned constant.
+    """
+    if name == "provisioned":
+        return ProvisionedPolicy(config, provisioned_replicas)
+    if name == "adaptive":
+        return AdaptivePolicy(config)
+    raise ValueError(f"unknown baseline {name!r}; choose one of {list(BASELINES)}")
 
 
 class ResidualAction(ActionTransform):
@@ -99,9 +115,7 @@ class ResidualAction(ActionTransform):
             raise ValueError(f"residual_base must be one of {list(RESIDUAL_BASES)}, got {residual_base!r}")
         self.residual_scale = float(residual_scale)
         self.residual_base = residual_base
-        self.base: FixedPolicy = (
-            AdaptivePolicy(config) if residual_base == "adaptive" else ProvisionedPolicy(config)
-        )
+        self.base = baseline_policy(config, residual_base)
 
     def to_replicas(self, action: NDArray[np.floating], observation: NDArray[np.floating]) -> FloatArray:
         """The heuristic's replicas for ``observation`` plus the scaled correction."""

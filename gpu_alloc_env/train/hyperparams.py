@@ -21,6 +21,7 @@ from stable_baselines3 import PPO
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.scenarios import SCENARIOS
+from gpu_alloc_env.train.actions import BASELINES
 
 ENV_KEYS = (
     "n_envs",
@@ -40,8 +41,6 @@ ENV_KEYS = (
     "train_overrides",
 )
 POLICY_KEYS = ("net_arch", "log_std_init")
-REWARD_BASELINES: tuple[str, ...] = ("provisioned", "adaptive")
-"""Policies a run's paired reward (``reward_baseline``) can subtract, by name."""
 
 
 def default_hyperparams_path() -> Path:
@@ -176,8 +175,8 @@ def _check_hyperparams(hp: Mapping[str, Any], source: Path | str) -> None:
     base = hp.get("offset_base")
     if base is not None and not (isinstance(base, list) and all(_is_number(v) and v >= 0 for v in base)):
         raise refuse("offset_base", "a list of replicas per agent, for example [3, 2, 3, 2]")
-    if hp.get("reward_baseline") is not None and hp["reward_baseline"] not in REWARD_BASELINES:
-        raise refuse("reward_baseline", f"{', '.join(REWARD_BASELINES)} or null")
+    if hp.get("reward_baseline") is not None and hp["reward_baseline"] not in BASELINES:
+        raise refuse("reward_baseline", f"{', '.join(BASELINES)} or null")
     for key in ("train_reward", "train_overrides"):
         if hp.get(key) is not None and not isinstance(hp[key], dict):
             raise refuse(key, "a mapping of fields")

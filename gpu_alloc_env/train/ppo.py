@@ -22,16 +22,14 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
-from gpu_alloc_env.baselines.adaptive import AdaptivePolicy
-from gpu_alloc_env.baselines.provisioned import ProvisionedPolicy
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.policy import Policy
 from gpu_alloc_env.seeds import VALIDATION_SEED_BASE, training_seed
-from gpu_alloc_env.train.actions import transform_from_hyperparams
+from gpu_alloc_env.train.actions import BASELINES, baseline_policy, transform_from_hyperparams
 from gpu_alloc_env.train.callbacks import CheckpointCallback, RolloutProgressBar, ValidationCallback
-from gpu_alloc_env.train.hyperparams import REWARD_BASELINES, load_hyperparams, ppo_kwargs, training_config
+from gpu_alloc_env.train.hyperparams import load_hyperparams, ppo_kwargs, training_config
 from gpu_alloc_env.train.run_folder import (
     CHECKPOINT_DIR,
     TrainArgs,
@@ -84,11 +82,9 @@ def make_reward_baseline(config: ScenarioConfig, name: str, hp: Mapping[str, Any
     ``provisioned`` holds the run's ``offset_base`` when it has one (the constant its ``offset``
     action starts from), else the scenario's tuned constant.
     """
-    if name == "provisioned":
-        return ProvisionedPolicy(config, (hp or {}).get("offset_base"))
-    if name == "adaptive":
-        return AdaptivePolicy(config)
-    raise TrainError(f"reward_baseline must be one of {list(REWARD_BASELINES)} or null, got {name!r}")
+    if name not in BASELINES:
+        raise TrainError(f"reward_baseline must be one of {list(BASELINES)} or null, got {name!r}")
+    return baseline_policy(config, name, (hp or {}).get("offset_base"))
 
 
 def train(

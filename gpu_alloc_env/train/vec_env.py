@@ -153,8 +153,8 @@ class BatchVecEnv(VecEnv):
 
     def _baseline_rewards(self, done: NDArray[np.bool_]) -> NDArray[np.float64]:
         """The paired baseline's rewards for the step just taken (zeros without a baseline)."""
-        if self.shadow is None or self.reward_baseline is None or self._shadow_obs is None:
-            return np.zeros(self.num_envs)
+        if self.reward_baseline is None or self.shadow is None or self._shadow_obs is None:
+            return np.zeros(self.num_envs)  # (shadow and its observation exist with a baseline)
         replicas, _ = self.reward_baseline.predict(self._shadow_obs, deterministic=True)
         self._shadow_obs, rewards, _, shadow_done, _ = self.shadow.step(replicas)
         if not np.array_equal(done, shadow_done):
