@@ -347,3 +347,32 @@ def test_jobs_of_several_scenarios_train_in_one_pool(tmp_path: Path) -> None:
     failing = [Job(tmp_path / "runs" / "bad", [sys.executable, "-c", "raise SystemExit(3)"])]
     with pytest.raises(RuntimeError, match=r"training bad failed \(exit 3\); see .*bad\.log"):
         run_jobs(failing, timesteps=10, parallel=2, progress=False)
+
+
+def test_stopping_an_experiment_stops_its_trainings(tmp_path: Path) -> None:
+    """SIGTERM to the process running the jobs (or a failing run) leaves no training running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sleeper = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)"
+    driver = (
+        "import sys; from pathlib import Path; from gpu_alloc_env.train.experiment import Job, run_jobs; "
+        "root = Path(sys.argv[1]); "
+        f"run_jobs([Job(root / n, [sys.executable, '-c', {sleeper!r}, str(root / (n + '.pid'))]) "
+        "for n in ('a', 'b')], timesteps=10, parallel=2, progress=False)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", driver, str(tmp_path)])
+    pid_files = [tmp_path / "a.pid", tmp_path / "b.pid"]
+    deadline = time.monotonic() + 60
+    while not all(path.exists() and path.read_text() for path in pid_files):
+        assert time.monotonic() < deadline and parent.poll() is None, "the trainings never started"
+        time.sleep(0.1)
+    children = [int(path.read_text()) for path in pid_files]
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) == 128 + signal.SIGTERM
+    for pid in children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

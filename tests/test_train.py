@@ -25,7 +25,7 @@ from gpu_alloc_env.train.hyperparams import load_hyperparams, parse_hp_overrides
 from gpu_alloc_env.train.learned import LearnedPolicy, training_record
 from gpu_alloc_env.train.plots import PLOT_FILES
 from gpu_alloc_env.train.ppo import train
-from gpu_alloc_env.train.run_folder import TrainArgs
+from gpu_alloc_env.train.run_folder import TrainArgs, training_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_SCENARIO = {"episode_length_s": 20.0}
@@ -143,6 +143,12 @@ def test_new_run_refuses_a_used_folder_and_resume_needs_a_checkpoint(tiny_run: P
         train(tiny_args(tiny_run), progress_bar=False)
     with pytest.raises(TrainError, match="does not exist; start the run again without --resume"):
         train(tiny_args(tmp_path / "never"), resume=True, progress_bar=False)
+    assert not (tmp_path / "never").exists()
+    # A run refused for its settings before it writes anything leaves no empty folder either.
+    args = tiny_args(tmp_path / "refused")
+    with pytest.raises(TrainError, match="unknown hyperparameter"):
+        train(TrainArgs(**{**args.__dict__, "hp_overrides": {"learning_rat": 0.1}}), progress_bar=False)
+    assert not (tmp_path / "refused").exists()
 
 
 @pytest.mark.parametrize(
@@ -186,6 +192,19 @@ def test_bad_hyperparameters_fail_clearly(hp: dict[str, object], message: str, t
     args = TrainArgs(**{**args.__dict__, "hp_overrides": {**TINY_HP, **hp}})
     with pytest.raises((TrainError, ValueError), match=message):
         train(args, progress_bar=False)
+
+
+def test_a_folder_being_trained_refuses_a_second_trainer(tiny_run: Path) -> None:
+    before = {path: path.stat().st_mtime_ns for path in tiny_run.rglob("*") if path.is_file()}
+    with training_lock(tiny_run):
+        with pytest.raises(TrainError, match=r"run folder .*tiny is being trained by another process"):
+            train(tiny_args(tiny_run, timesteps=1280), resume=True, progress_bar=False)
+        with pytest.raises(TrainError, match="is being trained by another process"), training_lock(tiny_run):
+            pass
+    # Nothing of the run was touched, and the lock is free again once released.
+    assert before == {path: path.stat().st_mtime_ns for path in tiny_run.rglob("*") if path.is_file()}
+    with training_lock(tiny_run):
+        pass
 
 
 def test_train_command_reports_bad_arguments(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from gpu_alloc_env.env import resolve_scenario
@@ -140,47 +144,92 @@ def run_jobs(jobs: Sequence[Job], timesteps: int, parallel: int, progress: bool 
     """Train ``jobs`` in subprocesses, ``parallel`` at a time, each logging to ``<run folder>.log``.
 
     ``progress`` shows a bar per run being trained (``None``: on a terminal only). A run that fails
-    stops the others and raises, naming its log.
+    stops the others and raises, naming its log. So does an interrupt (Ctrl-C) or a SIGTERM to this
+    process: no training is left running behind it, and the experiment run again resumes every run
+    from its last checkpoint.
     """
     if parallel < 1:
         raise ValueError(f"--parallel must be >= 1, got {parallel}")
     pending = list(jobs)
     active: list[tuple[Path, subprocess.Popen[bytes], Any, Bar]] = []
-    while pending or active:
-        while pending and len(active) < parallel:
-            job = pending.pop(0)
-            run = job.run_dir
-            run.parent.mkdir(parents=True, exist_ok=True)
-            log_path = run.parent / f"{run.name}.log"
-            log = log_path.open("ab")
-            # What the child runs, as the user would type it (with a progress bar of its own).
-            shown = shlex.join(["gpu-alloc", *(word for word in job.command[3:] if word != "--no-progress")])
-            say(f"training {run.name} (log: {log_path}): {shown}")
-            bar = progress_bar(timesteps, run.name, "step", enabled=progress)
-            bar.update(min(steps_of(run), timesteps))
-            process = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT)
-            active.append((run, process, log, bar))
-        time.sleep(1.0)
-        for item in list(active):
-            run, process, log, bar = item
-            bar.update(max(min(monitored_steps(run), timesteps) - bar.n, 0))
-            code = process.poll()
-            if code is None:
-                continue
-            log.close()
-            if code == 0:
-                bar.update(max(min(steps_of(run), timesteps) - bar.n, 0))
-            bar.close()
-            active.remove(item)
-            if code != 0:
-                for _, other, other_log, other_bar in active:
-                    other.terminate()
-                    other_log.close()
-                    other_bar.close()
-                raise RuntimeError(
-                    f"training {run.name} failed (exit {code}); see {run.parent / run.name}.log"
-                )
-            say(f"finished {run.name}: {steps_of(run):,} steps")
+    with _sigterm_as_exit():
+        try:
+            while pending or active:
+                while pending and len(active) < parallel:
+                    active.append(_start(pending.pop(0), timesteps, progress))
+                time.sleep(1.0)
+                for item in list(active):
+                    run, process, log, bar = item
+                    bar.update(max(min(monitored_steps(run), timesteps) - bar.n, 0))
+                    code = process.poll()
+                    if code is None:
+                        continue
+                    log.close()
+                    if code == 0:
+                        bar.update(max(min(steps_of(run), timesteps) - bar.n, 0))
+                    bar.close()
+                    active.remove(item)
+                    if code != 0:
+                        raise RuntimeError(
+                            f"training {run.name} failed (exit {code}); see {run.parent / run.name}.log"
+                        )
+                    say(f"finished {run.name}: {steps_of(run):,} steps")
+        finally:
+            _stop(active)
+
+
+def _start(job: Job, timesteps: int, progress: bool | None) -> tuple[Path, subprocess.Popen[bytes], Any, Bar]:
+    """Start one training subprocess, logging to ``<run folder>.log``."""
+    run = job.run_dir
+    run.parent.mkdir(parents=True, exist_ok=True)
+    log_path = run.parent / f"{run.name}.log"
+    log = log_path.open("ab")
+    # What the child runs, as the user would type it (with a progress bar of its own).
+    shown = shlex.join(["gpu-alloc", *(word for word in job.command[3:] if word != "--no-progress")])
+    say(f"training {run.name} (log: {log_path}): {shown}")
+    bar = progress_bar(timesteps, run.name, "step", enabled=progress)
+    bar.update(min(steps_of(run), timesteps))
+    process = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT)
+    return run, process, log, bar
+
+
+def _stop(active: Sequence[tuple[Path, subprocess.Popen[bytes], Any, Bar]]) -> None:
+    """Terminate the trainings still running and wait for them (killing any that hang)."""
+    for _, process, _, _ in active:
+        if process.poll() is None:
+            process.terminate()
+    for _, process, log, bar in active:
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        bar.close()
+
+
+STOP_TIMEOUT_S = 30.0
+"""Seconds a terminated training has to exit before it is killed."""
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit(143)`` while the block runs, so that its cleanup runs.
+
+    Only in the main thread (where Python delivers signals); elsewhere the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def train_runs(

@@ -40,6 +40,7 @@ from gpu_alloc_env.train.run_folder import (
     recorded_settings,
     rewind_to_checkpoint,
     segment,
+    training_lock,
     write_json,
 )
 from gpu_alloc_env.train.vec_env import BatchVecEnv
@@ -99,14 +100,21 @@ def train(
     ``command`` is the command line recorded in ``command.txt`` (default: this process's).
     """
     command = command or command_line()
-    import torch
-
     args.validate()
     run_dir = Path(args.run_dir)
+    checkpoint = run_dir / CHECKPOINT_DIR / "last.zip"
+    if resume and not checkpoint.exists():
+        raise TrainError(f"--resume: {checkpoint} does not exist; start the run again without --resume")
+    with training_lock(run_dir):
+        return _train_locked(args, resume, progress_bar, verbose, command)
+
+
+def _train_locked(args: TrainArgs, resume: bool, progress_bar: bool, verbose: int, command: str) -> Path:
+    """:func:`train`, with the run folder locked to this process."""
+    import torch
+
+    run_dir = Path(args.run_dir)
     if resume:
-        checkpoint = run_dir / CHECKPOINT_DIR / "last.zip"
-        if not checkpoint.exists():
-            raise TrainError(f"--resume: {checkpoint} does not exist; start the run again without --resume")
         state = json.loads((run_dir / CHECKPOINT_DIR / "state.json").read_text())
         done = int(state["num_timesteps"])
         if args.timesteps < done:

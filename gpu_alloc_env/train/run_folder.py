@@ -27,11 +27,13 @@ seed ``1000 K + e`` and its generator continues across episodes; validation uses
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,41 @@ RUN_ENTRIES = frozenset(
 """The files and folders ``gpu-alloc train`` writes in a run folder."""
 CHECKPOINT_COPIES = ("best_model.zip", "evaluations.npz")
 """Run files saved with each checkpoint, so that a resumed run rewinds them to the checkpoint."""
+
+
+@contextmanager
+def training_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir`` (created if missing) while a run trains in it.
+
+    Two processes training one folder would interleave its checkpoints, models and learning curve;
+    the second is refused with a :class:`TrainError`. The lock is ``flock`` on the folder itself (no
+    lock file), released when the process ends however it ends. Where ``fcntl`` is missing
+    (Windows), no lock is taken. A folder this call created is removed again if the run leaves it
+    empty (a run refused for its settings, say).
+    """
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if sys.platform == "win32":
+            yield
+            return
+        import fcntl
+
+        handle = os.open(run_dir, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise TrainError(
+                    f"run folder {run_dir} is being trained by another process; wait for it to finish, "
+                    "or stop it and continue the run with --resume"
+                ) from None
+            yield
+        finally:
+            os.close(handle)
+    finally:
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
 
 
 def recorded_settings(run_dir: Path) -> tuple[ScenarioConfig, dict[str, Any]]:
