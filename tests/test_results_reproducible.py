@@ -128,6 +128,26 @@ def test_committed_ppo_results_where_the_load_moves_come_from_the_regeneration_s
     assert "gpu-alloc experiment --scenario diurnal --seeds 0 1 2 --timesteps 64000" in readme
 
 
+def test_the_benchmarks_trace_runs_come_from_the_regeneration_script() -> None:
+    """The trace parts' PPO: the learner of bursty and diurnal, trained on each trace's training part."""
+    script = _regeneration_script()
+    assert "for trace in conv code; do" in script
+    settings = (
+        "--hp action=offset --hp reward_baseline=provisioned --hp action_repeat=30 --hp n_steps=40 "
+        "--hp batch_size=320 --hp gamma=0.9 --hp eval_freq_steps=6400 --hp 'train_reward={}'"
+    )
+    assert (
+        f'gpu-alloc experiment --scenario "trace-$trace" --seeds 0 1 2 --timesteps 64000 {settings} '
+        '--runs-dir "runs/trace-$trace" --out "results/ppo-trace-$trace" --episodes 20'
+    ) in script
+    for trace in ("conv", "code"):
+        summary = (ROOT / "results" / f"ppo-trace-{trace}" / "summary.md").read_text()
+        assert f"Learned runs: trace-{trace}-seed0, trace-{trace}-seed1, trace-{trace}-seed2." in summary
+        benchmark = (ROOT / "results" / "benchmark" / f"trace-{trace}-held-out" / "summary.md").read_text()
+        runs = " ".join(f"runs/trace-{trace}/trace-{trace}-seed{seed}" for seed in range(3))
+        assert f"--runs {runs} --out results/benchmark`" in benchmark
+
+
 GENERALISE_COMMAND = (
     "gpu-alloc generalise --seeds 0 1 2 --timesteps 2000000 --episodes 20 "
     "--runs-dir runs/generalisation --out results/generalisation"
