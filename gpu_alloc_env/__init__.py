@@ -18,11 +18,13 @@ Importing the package registers the Gymnasium environments:
 |                      | keyword ``num_agents``, default 64)                 |
 
 Each id also has a native vector environment, :class:`GpuAllocVectorEnv`:
-``gym.make_vec(id, num_envs=B)`` steps B environments as one batch.
+``gym.make_vec(id, num_envs=B)`` steps B environments as one batch. Once Ray is imported, the ids
+are in its environment registry too, for RLlib (:mod:`gpu_alloc_env.ray_registry`).
 """
 
 from gymnasium.envs.registration import register, registry
 
+from gpu_alloc_env import ray_registry as _ray_registry
 from gpu_alloc_env._kernel_cache import refresh as _refresh_kernel_cache
 from gpu_alloc_env.config import (
     AgentSpec,
@@ -64,6 +66,9 @@ for _env_id, _scenario in ENV_IDS.items():
             vector_entry_point="gpu_alloc_env.vector:GpuAllocVectorEnv",
             kwargs={"scenario": _scenario},
         )
+
+# The same ids in Ray's registry once Ray is imported, for RLlib's remote env runners.
+_ray_registry.install()
 
 __all__ = [
     "ENV_IDS",

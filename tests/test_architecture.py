@@ -54,6 +54,7 @@ LAYERS: dict[str, int] = {
     "render": 4,
     "env": 4,
     "vector": 4,
+    "ray_registry": 4,
     "": 4,  # the package itself registers the environments
     # 5: policies
     "policy": 5,

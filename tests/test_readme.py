@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,26 @@ def test_the_readme_has_snippets_and_commands() -> None:
     assert len(SNIPPETS) >= 3 and len(COMMANDS) >= 4
 
 
-@pytest.mark.parametrize("code", SNIPPETS, ids=lambda code: code.splitlines()[-1][:40])
+RAY_SKIP = "needs the ray extra: pip install -e '.[train,ray]'"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param(code, marks=[pytest.mark.ray, pytest.mark.slow]) if "from ray" in code else code
+        for code in SNIPPETS
+    ],
+    ids=lambda code: code.splitlines()[-1][:40],
+)
 def test_every_snippet_runs_in_a_fresh_namespace(code: str) -> None:
+    if "from ray" in code:
+        # A script of its own, as a user runs it: its Ray session starts and ends with the process.
+        pytest.importorskip("ray.rllib", reason=RAY_SKIP)
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        command = [sys.executable, "-c", code]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return
     # The README trains for 10,000 steps; one rollout shows the same code runs.
     code = code.replace(".learn(10_000)", ".learn(256)")
     with contextlib.redirect_stdout(io.StringIO()):
