@@ -25,11 +25,9 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.errors import TrainError
-from gpu_alloc_env.policy import Policy
 from gpu_alloc_env.seeds import VALIDATION_SEED_BASE, training_seed
-from gpu_alloc_env.train.actions import BASELINES, baseline_policy, transform_from_hyperparams
 from gpu_alloc_env.train.callbacks import CheckpointCallback, RolloutProgressBar, ValidationCallback
-from gpu_alloc_env.train.hyperparams import load_hyperparams, ppo_kwargs, training_config
+from gpu_alloc_env.train.hyperparams import load_hyperparams, ppo_kwargs
 from gpu_alloc_env.train.run_folder import (
     CHECKPOINT_DIR,
     TrainArgs,
@@ -43,6 +41,10 @@ from gpu_alloc_env.train.run_folder import (
     training_lock,
     write_json,
 )
+from gpu_alloc_env.train.stepper import env_settings
+
+# The paired reward's baseline, defined beside the stepping it serves and re-exported here.
+from gpu_alloc_env.train.stepper import make_reward_baseline as make_reward_baseline
 from gpu_alloc_env.train.vec_env import BatchVecEnv
 
 
@@ -56,36 +58,26 @@ def build_env(
     """The batched environment of a run, monitored, with reward normalisation if configured.
 
     ``config`` is the run's scenario. Training environments (``training``) step it with the
-    shaping of :func:`training_config` and, with ``reward_baseline``, the paired reward; validation
-    environments step it as it is, with its own reward, unnormalised. The action transform and the
-    baseline always come from ``config`` itself, as an evaluation rebuilds them.
+    shaping of :func:`~gpu_alloc_env.train.hyperparams.training_config` and, with
+    ``reward_baseline``, the paired reward; validation environments step it as it is, with its own
+    reward, unnormalised. The action transform and the baseline always come from ``config``
+    itself, as an evaluation rebuilds them (:func:`~gpu_alloc_env.train.stepper.env_settings`,
+    which :func:`~gpu_alloc_env.train.policy_env.build_policy_env` shares).
     """
-    transform = transform_from_hyperparams(config, dict(hp))
-    baseline = hp.get("reward_baseline") if training else None
+    settings = env_settings(config, hp, training)
     env: VecEnv = VecMonitor(
         BatchVecEnv(
-            training_config(config, hp) if training else config,
+            settings.scenario,
             num_envs,
-            transform,
-            reward_baseline=make_reward_baseline(config, baseline, hp) if baseline else None,
-            action_repeat=int(hp.get("action_repeat", 1)),
+            settings.transform,
+            reward_baseline=settings.reward_baseline,
+            action_repeat=settings.action_repeat,
         ),
         filename=str(monitor_file) if monitor_file else None,
     )
     if training and hp.get("normalize_reward", False):
         env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=float(hp.get("gamma", 0.99)))
     return env
-
-
-def make_reward_baseline(config: ScenarioConfig, name: str, hp: Mapping[str, Any] | None = None) -> Policy:
-    """The policy of the paired reward (``reward_baseline``): ``provisioned`` or ``adaptive``.
-
-    ``provisioned`` holds the run's ``offset_base`` when it has one (the constant its ``offset``
-    action starts from), else the scenario's tuned constant.
-    """
-    if name not in BASELINES:
-        raise TrainError(f"reward_baseline must be one of {list(BASELINES)} or null, got {name!r}")
-    return baseline_policy(config, name, (hp or {}).get("offset_base"))
 
 
 def train(

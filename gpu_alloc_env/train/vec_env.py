@@ -17,6 +17,10 @@ the policy gradient keeps its expectation while the arrivals' share of its varia
 input-dependent baseline of Mao et al., "Variance Reduction for Reinforcement Learning in
 Input-Driven Environments" (ICLR 2019). The rewards this environment returns, and so a monitor's
 episode returns, are then the paired ones; ``episode_metrics`` stays the policy's own.
+
+The stepping itself (transform, held action, paired reward) is
+:class:`~gpu_alloc_env.train.stepper.PolicyStepper`'s, which
+:class:`~gpu_alloc_env.train.policy_env.PolicyVectorEnv` (the Gymnasium twin, for RLlib) shares.
 """
 
 from __future__ import annotations
@@ -26,14 +30,13 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode
 from numpy.typing import NDArray
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.policy import Policy
 from gpu_alloc_env.train.actions import ActionTransform
-from gpu_alloc_env.vector import GpuAllocVectorEnv
+from gpu_alloc_env.train.stepper import PolicyStepper
 
 
 def entry(info: dict[str, Any], env: int) -> dict[str, Any]:
@@ -72,28 +75,15 @@ class BatchVecEnv(VecEnv):
         reward_baseline: Policy | None = None,
         action_repeat: int = 1,
     ) -> None:
-        steps = round(config.episode_length_s / config.decision_interval_s)
-        if isinstance(action_repeat, bool) or not isinstance(action_repeat, int) or action_repeat < 1:
-            raise ValueError(f"action_repeat must be a positive int, got {action_repeat!r}")
-        if steps % action_repeat:
-            raise ValueError(
-                f"action_repeat={action_repeat} does not divide the episode's {steps} decision intervals; "
-                "choose a divisor, so that every episode is a whole number of the policy's decisions"
-            )
-        self.action_repeat = action_repeat
-        self.vector = GpuAllocVectorEnv(num_envs, config, autoreset_mode=AutoresetMode.SAME_STEP)
+        self.stepper = PolicyStepper(config, num_envs, transform, reward_baseline, action_repeat)
+        self.action_repeat = self.stepper.action_repeat
+        self.vector = self.stepper.vector
         self.render_mode: str | None = None
         super().__init__(num_envs, self.vector.single_observation_space, transform.action_space())
         self.config = config
         self.transform = transform
         self.reward_baseline = reward_baseline
-        self.shadow = (
-            None
-            if reward_baseline is None
-            else GpuAllocVectorEnv(num_envs, config, autoreset_mode=AutoresetMode.SAME_STEP)
-        )
-        self._obs: NDArray[np.float32] | None = None
-        self._shadow_obs: NDArray[np.float32] | None = None
+        self.shadow = self.stepper.shadow
         self._actions: NDArray[np.floating] | None = None
 
     @property
@@ -103,18 +93,11 @@ class BatchVecEnv(VecEnv):
 
     def reset(self) -> NDArray[np.float32]:
         """Reset every environment (with the seeds given to :meth:`seed`, if any)."""
-        seeds: list[int | None] = list(self._seeds)
-        if self.shadow is not None:
-            # The paired episodes need the same generators: seed both, with fresh entropy if unseeded.
-            fresh = np.random.SeedSequence().generate_state(self.num_envs, np.uint64)
-            seeds = [int(fresh[env]) if seed is None else seed for env, seed in enumerate(seeds)]
-            self._shadow_obs, _ = self.shadow.reset(seed=seeds)
-        obs, _ = self.vector.reset(seed=seeds)
+        obs = self.stepper.reset(self._seeds)
         for env in range(self.num_envs):
             self.reset_infos[env] = {"time_s": 0.0}
         self._reset_seeds()
         self._reset_options()
-        self._obs = obs
         first: NDArray[np.float32] = obs.copy()
         return first
 
@@ -124,22 +107,9 @@ class BatchVecEnv(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         """One batched step; finished environments are reset."""
-        if self._obs is None or self._actions is None:
+        if self.stepper.obs is None or self._actions is None:
             raise RuntimeError("call reset() and step_async() before step_wait()")
-        actions = self._actions
-        if actions.shape != (self.num_envs, self.config.num_agents) or not np.all(np.isfinite(actions)):
-            raise ValueError(
-                f"actions must be finite with shape ({self.num_envs}, {self.config.num_agents}) (one row per "
-                f"environment), got shape {actions.shape}; check the policy's output"
-            )
-        rewards = np.zeros(self.num_envs)
-        for _ in range(self.action_repeat):
-            replicas = self.transform.to_replicas(actions, self._obs)
-            obs, step_rewards, _, done, info = self.vector.step(replicas)
-            rewards += step_rewards - self._baseline_rewards(done)
-            self._obs = obs
-            if done.any():
-                break  # every episode is a whole number of repeats, so all end together here
+        obs, rewards, done, info = self.stepper.step(self._actions)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if done.any():
             final = info["final_info"]["episode_metrics"]
@@ -150,16 +120,6 @@ class BatchVecEnv(VecEnv):
                     "episode_metrics": entry(final, int(env)),
                 }
         return obs.copy(), rewards.astype(np.float32), done, infos
-
-    def _baseline_rewards(self, done: NDArray[np.bool_]) -> NDArray[np.float64]:
-        """The paired baseline's rewards for the step just taken (zeros without a baseline)."""
-        if self.reward_baseline is None or self.shadow is None or self._shadow_obs is None:
-            return np.zeros(self.num_envs)  # (shadow and its observation exist with a baseline)
-        replicas, _ = self.reward_baseline.predict(self._shadow_obs, deterministic=True)
-        self._shadow_obs, rewards, _, shadow_done, _ = self.shadow.step(replicas)
-        if not np.array_equal(done, shadow_done):
-            raise RuntimeError("the paired baseline's episodes fell out of step with the policy's")
-        return rewards
 
     def close(self) -> None:
         """Nothing to release."""

@@ -1,0 +1,201 @@
+"""One decision of a learned policy in the batched simulator: what every training environment shares.
+
+A learner's environment steps :class:`gpu_alloc_env.vector.GpuAllocVectorEnv` in the policy's own
+action space, not in replicas. :class:`PolicyStepper` holds what that takes, for both adapters over
+it: :class:`gpu_alloc_env.train.vec_env.BatchVecEnv` (Stable-Baselines3's ``VecEnv``) and
+:class:`gpu_alloc_env.train.policy_env.PolicyVectorEnv` (a Gymnasium ``VectorEnv`` with
+``NEXT_STEP`` autoreset, for RLlib). Both therefore give the same transitions for the same seeds
+and actions:
+
+* **the action transform** (:class:`~gpu_alloc_env.train.actions.ActionTransform`) turns the
+  policy's action into replicas, given the observation it answers;
+* **the held action** (``action_repeat``): one decision is that many simulator steps with the
+  action held, its reward their sum; the repeat must divide the episode's decision intervals
+  (:func:`check_action_repeat`), so that every episode is a whole number of decisions;
+* **the paired reward** (``reward_baseline``): a shadow vector environment replays the same
+  episodes (same seeds) under a baseline policy, and each step's reward is the policy's minus the
+  baseline's (:mod:`gpu_alloc_env.train.vec_env` explains why).
+
+The simulator autoresets on the step an episode ends (``SAME_STEP``); the adapters present that as
+their interface requires. :func:`env_settings` reads what a run's hyperparameters ask for, for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from numpy.typing import NDArray
+
+from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.errors import TrainError
+from gpu_alloc_env.policy import Policy
+from gpu_alloc_env.train.actions import (
+    BASELINES,
+    ActionTransform,
+    baseline_policy,
+    transform_from_hyperparams,
+)
+from gpu_alloc_env.train.hyperparams import training_config
+from gpu_alloc_env.vector import GpuAllocVectorEnv
+
+ObsArray = NDArray[np.float32]
+
+
+def check_action_repeat(config: ScenarioConfig, action_repeat: int) -> int:
+    """``action_repeat``, checked: a positive int dividing ``config``'s episode (ValueError naming it)."""
+    steps = round(config.episode_length_s / config.decision_interval_s)
+    if isinstance(action_repeat, bool) or not isinstance(action_repeat, int) or action_repeat < 1:
+        raise ValueError(f"action_repeat must be a positive int, got {action_repeat!r}")
+    if steps % action_repeat:
+        raise ValueError(
+            f"action_repeat={action_repeat} does not divide the episode's {steps} decision intervals; "
+            "choose a divisor, so that every episode is a whole number of the policy's decisions"
+        )
+    return action_repeat
+
+
+def make_reward_baseline(config: ScenarioConfig, name: str, hp: Mapping[str, Any] | None = None) -> Policy:
+    """The policy of the paired reward (``reward_baseline``): ``provisioned`` or ``adaptive``.
+
+    ``provisioned`` holds the run's ``offset_base`` when it has one (the constant its ``offset``
+    action starts from), else the scenario's tuned constant.
+    """
+    if name not in BASELINES:
+        raise TrainError(f"reward_baseline must be one of {list(BASELINES)} or null, got {name!r}")
+    return baseline_policy(config, name, (hp or {}).get("offset_base"))
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """What a run's hyperparameters make of its environments (:func:`env_settings`).
+
+    Attributes:
+        scenario: the scenario the environments step (the training shaping applied, for training).
+        transform: the policy's action transform.
+        reward_baseline: the paired reward's baseline, or None for the scenario's own reward.
+        action_repeat: simulator steps per decision.
+    """
+
+    scenario: ScenarioConfig
+    transform: ActionTransform
+    reward_baseline: Policy | None
+    action_repeat: int
+
+
+def env_settings(config: ScenarioConfig, hp: Mapping[str, Any], training: bool = True) -> EnvSettings:
+    """The environments of a run on ``config`` with hyperparameters ``hp``.
+
+    Training environments (``training``) step ``config`` with the shaping of
+    :func:`~gpu_alloc_env.train.hyperparams.training_config` and, with ``reward_baseline``, the
+    paired reward; validation environments step ``config`` as it is, with its own reward. The
+    action transform and the baseline always come from ``config`` itself, as an evaluation
+    rebuilds them.
+    """
+    baseline = hp.get("reward_baseline") if training else None
+    return EnvSettings(
+        scenario=training_config(config, hp) if training else config,
+        transform=transform_from_hyperparams(config, dict(hp)),
+        reward_baseline=make_reward_baseline(config, baseline, hp) if baseline else None,
+        action_repeat=int(hp.get("action_repeat", 1)),
+    )
+
+
+class PolicyStepper:
+    """``num_envs`` environments of ``config`` stepped one policy decision at a time (``SAME_STEP``).
+
+    Args:
+        config: the scenario the environments step.
+        num_envs: number of environments B.
+        transform: maps the policy's (B, N) actions to desired replicas.
+        reward_baseline: a policy whose reward on the same episodes is subtracted from each step's
+            reward (the paired reward); None keeps the scenario's reward.
+        action_repeat: decision intervals each action is held for (:func:`check_action_repeat`).
+
+    Attributes:
+        vector: the policy's vector environment (``SAME_STEP`` autoreset).
+        shadow: the baseline's vector environment on the same seeds, with a baseline.
+        obs: the (B, D) observation the next action answers (after an episode's end, the next
+            episode's first), None before :meth:`reset`.
+    """
+
+    def __init__(
+        self,
+        config: ScenarioConfig,
+        num_envs: int,
+        transform: ActionTransform,
+        reward_baseline: Policy | None = None,
+        action_repeat: int = 1,
+    ) -> None:
+        self.action_repeat = check_action_repeat(config, action_repeat)
+        self.config = config
+        self.num_envs = num_envs
+        self.transform = transform
+        self.reward_baseline = reward_baseline
+        self.vector = GpuAllocVectorEnv(num_envs, config, autoreset_mode=AutoresetMode.SAME_STEP)
+        self.shadow = (
+            None
+            if reward_baseline is None
+            else GpuAllocVectorEnv(num_envs, config, autoreset_mode=AutoresetMode.SAME_STEP)
+        )
+        self.obs: ObsArray | None = None
+        self._shadow_obs: ObsArray | None = None
+
+    def reset(self, seeds: Sequence[int | None]) -> ObsArray:
+        """Reset every environment, environment ``e`` with ``seeds[e]``; the first observation.
+
+        A None seed continues the environment's generator (fresh entropy the first time), except
+        with a paired baseline: both environments then need the same generators, so they get the
+        same fresh seed.
+        """
+        seeds = list(seeds)
+        if self.shadow is not None:
+            fresh = np.random.SeedSequence().generate_state(self.num_envs, np.uint64)
+            seeds = [int(fresh[env]) if seed is None else seed for env, seed in enumerate(seeds)]
+            self._shadow_obs, _ = self.shadow.reset(seed=seeds)
+        obs, _ = self.vector.reset(seed=seeds)
+        self.obs = obs
+        return obs
+
+    def check_actions(self, actions: NDArray[Any]) -> None:
+        """ValueError, naming the shape, unless ``actions`` is finite with shape (B, N)."""
+        if actions.shape != (self.num_envs, self.config.num_agents) or not np.all(np.isfinite(actions)):
+            raise ValueError(
+                f"actions must be finite with shape ({self.num_envs}, {self.config.num_agents}) (one row per "
+                f"environment), got shape {actions.shape}; check the policy's output"
+            )
+
+    def step(
+        self, actions: NDArray[Any]
+    ) -> tuple[ObsArray, NDArray[np.float64], NDArray[np.bool_], dict[str, Any]]:
+        """One decision: ``actions`` held for ``action_repeat`` steps, or until an episode ends.
+
+        Returns the observation (the next episode's first where one ended), the summed (paired)
+        rewards, which environments ended their episode, and the vector environment's last
+        ``SAME_STEP`` info (``final_obs`` and ``final_info`` where episodes ended).
+        """
+        if self.obs is None:
+            raise RuntimeError("call reset() before step()")
+        self.check_actions(actions)
+        rewards = np.zeros(self.num_envs)
+        for _ in range(self.action_repeat):
+            replicas = self.transform.to_replicas(actions, self.obs)
+            obs, step_rewards, _, done, info = self.vector.step(replicas)
+            rewards += step_rewards - self._baseline_rewards(done)
+            self.obs = obs
+            if done.any():
+                break  # every episode is a whole number of repeats, so all end together here
+        return obs, rewards, done, info
+
+    def _baseline_rewards(self, done: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """The paired baseline's rewards for the step just taken (zeros without a baseline)."""
+        if self.reward_baseline is None or self.shadow is None or self._shadow_obs is None:
+            return np.zeros(self.num_envs)  # (shadow and its observation exist with a baseline)
+        replicas, _ = self.reward_baseline.predict(self._shadow_obs, deterministic=True)
+        self._shadow_obs, rewards, _, shadow_done, _ = self.shadow.step(replicas)
+        if not np.array_equal(done, shadow_done):
+            raise RuntimeError("the paired baseline's episodes fell out of step with the policy's")
+        return rewards
