@@ -15,8 +15,9 @@ from gpu_alloc_env.evaluation import run_episode
 from gpu_alloc_env.scenarios import make_scenario
 from gpu_alloc_env.train.actions import OffsetAction, make_action_transform
 from gpu_alloc_env.train.learned import LearnedPolicy
-from gpu_alloc_env.train.ppo import make_reward_baseline, train
+from gpu_alloc_env.train.ppo import train
 from gpu_alloc_env.train.run_folder import TrainArgs
+from gpu_alloc_env.train.stepper import make_reward_baseline
 from gpu_alloc_env.train.vec_env import BatchVecEnv
 from gpu_alloc_env.vector import GpuAllocVectorEnv
 

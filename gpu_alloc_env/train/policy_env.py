@@ -97,9 +97,6 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
                 f"worker_index must be an int >= 0 (RLlib's env runner index), got {worker_index!r}"
             )
         self.stepper = PolicyStepper(config, num_envs, transform, reward_baseline, action_repeat)
-        self.config = config
-        self.transform = transform
-        self.action_repeat = self.stepper.action_repeat
         self.worker_index = worker_index
         self.num_envs = self.stepper.num_envs
         self.single_observation_space = self.stepper.vector.single_observation_space
@@ -108,6 +105,21 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._ended = False
         """The last step ended the episodes: the next one only resets."""
+
+    @property
+    def config(self) -> ScenarioConfig:
+        """The scenario the environments step."""
+        return self.stepper.config
+
+    @property
+    def transform(self) -> ActionTransform:
+        """The action transform."""
+        return self.stepper.transform
+
+    @property
+    def action_repeat(self) -> int:
+        """Decision intervals each action is held for."""
+        return self.stepper.action_repeat
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None

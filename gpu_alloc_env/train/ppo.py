@@ -42,9 +42,6 @@ from gpu_alloc_env.train.run_folder import (
     write_json,
 )
 from gpu_alloc_env.train.stepper import env_settings
-
-# The paired reward's baseline, defined beside the stepping it serves and re-exported here.
-from gpu_alloc_env.train.stepper import make_reward_baseline as make_reward_baseline
 from gpu_alloc_env.train.vec_env import BatchVecEnv
 
 

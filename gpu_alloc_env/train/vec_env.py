@@ -37,6 +37,7 @@ from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.policy import Policy
 from gpu_alloc_env.train.actions import ActionTransform
 from gpu_alloc_env.train.stepper import PolicyStepper
+from gpu_alloc_env.vector import GpuAllocVectorEnv
 
 
 def entry(info: dict[str, Any], env: int) -> dict[str, Any]:
@@ -76,15 +77,34 @@ class BatchVecEnv(VecEnv):
         action_repeat: int = 1,
     ) -> None:
         self.stepper = PolicyStepper(config, num_envs, transform, reward_baseline, action_repeat)
-        self.action_repeat = self.stepper.action_repeat
-        self.vector = self.stepper.vector
         self.render_mode: str | None = None
         super().__init__(num_envs, self.vector.single_observation_space, transform.action_space())
-        self.config = config
-        self.transform = transform
-        self.reward_baseline = reward_baseline
-        self.shadow = self.stepper.shadow
         self._actions: NDArray[np.floating] | None = None
+
+    @property
+    def config(self) -> ScenarioConfig:
+        """The scenario the environments step."""
+        return self.stepper.config
+
+    @property
+    def transform(self) -> ActionTransform:
+        """The action transform."""
+        return self.stepper.transform
+
+    @property
+    def reward_baseline(self) -> Policy | None:
+        """The paired reward's baseline, if any."""
+        return self.stepper.reward_baseline
+
+    @property
+    def action_repeat(self) -> int:
+        """Decision intervals each action is held for."""
+        return self.stepper.action_repeat
+
+    @property
+    def vector(self) -> GpuAllocVectorEnv:
+        """The policy's vector environment (``SAME_STEP`` autoreset)."""
+        return self.stepper.vector
 
     @property
     def sim(self) -> Any:
