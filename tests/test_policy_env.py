@@ -10,10 +10,16 @@ import pytest
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from gymnasium.wrappers.vector import DictInfoToList, RecordEpisodeStatistics
+from stable_baselines3.common.vec_env import VecNormalize
 
 from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.scenarios import make_scenario
-from gpu_alloc_env.train.policy_env import PolicyVectorEnv, build_policy_env, runner_seeds
+from gpu_alloc_env.train.policy_env import (
+    PolicyVectorEnv,
+    ReturnNormaliser,
+    build_policy_env,
+    runner_seeds,
+)
 from gpu_alloc_env.train.ppo import build_env
 from gpu_alloc_env.train.vec_env import entry
 from gpu_alloc_env.vector import GpuAllocVectorEnv
@@ -75,6 +81,51 @@ def test_same_seeds_and_actions_give_batch_vec_envs_transitions(
         np.testing.assert_array_equal(rewards, np.zeros(B, np.float32))
         assert not terminated.any() and not truncated.any() and info == {}
     assert ended == 2
+
+
+@pytest.mark.parametrize("gamma", [0.99, 0.9])
+def test_normalised_rewards_are_vec_normalizes(gamma: float) -> None:
+    hp = {**ACTIONS["offset"], "action_repeat": 5, "normalize_reward": True, "gamma": gamma}
+    sb3 = build_env(CONFIG, hp, B, None)  # VecNormalize(norm_obs=False) over BatchVecEnv
+    assert isinstance(sb3, VecNormalize)
+    env = build_policy_env(CONFIG, hp, B)
+    assert env.reward_normaliser is not None
+    sb3.seed(11)
+    sb3.reset()
+    env.reset(seed=11)
+    rng = np.random.default_rng(5)
+    for _ in range(10):  # two and a half episodes of 4 decisions, with their reset steps
+        actions = random_actions(rng, "offset")
+        _, rewards, _, truncated, _ = env.step(actions)
+        _, sb3_rewards, _, _ = sb3.step(actions)
+        np.testing.assert_allclose(rewards, sb3_rewards, rtol=1e-6)
+        if truncated.any():
+            env.step(actions)  # the reset step: reward 0, and the statistics do not move
+    state = env.reward_normaliser.state()
+    assert state["mean"] == pytest.approx(float(sb3.ret_rms.mean))
+    assert state["var"] == pytest.approx(float(sb3.ret_rms.var))
+    assert state["count"] == pytest.approx(sb3.ret_rms.count)
+
+
+def test_reward_statistics_restore_and_refuse_another_discount() -> None:
+    normaliser = ReturnNormaliser(0.9, 2)
+    for _ in range(5):
+        normaliser(np.array([-3.0, -5.0]), np.zeros(2, bool))
+    again = ReturnNormaliser(0.9, 2)
+    again.load_state(normaliser.state())
+    normaliser.returns[:] = 0.0  # a restored run's returns restart from 0, as VecNormalize's do
+    ended = np.zeros(2, bool)
+    np.testing.assert_array_equal(
+        again(np.array([-1.0, 2.0]), ended), normaliser(np.array([-1.0, 2.0]), ended)
+    )
+    with pytest.raises(ValueError, match=r"gamma 0\.9.*another run"):
+        ReturnNormaliser(0.99, 2).load_state(normaliser.state())
+    assert (
+        build_policy_env(
+            CONFIG, {**ACTIONS["offset"], "normalize_reward": True}, B, training=False
+        ).reward_normaliser
+        is None
+    )
 
 
 def test_validation_environments_step_the_scenario_as_it_is() -> None:

@@ -24,6 +24,13 @@ observations and the same episode ends as ``BatchVecEnv``, plus one step per epi
 info of :class:`~gpu_alloc_env.vector.GpuAllocVectorEnv` (reward components, metrics, replicas,
 repairs) is left out.
 
+**Reward normalisation** (``normalize_reward``, :class:`ReturnNormaliser`): the training rewards
+divided by the running standard deviation of the discounted return and clipped to +-10, exactly as
+Stable-Baselines3's ``VecNormalize(norm_obs=False)`` does for ``BatchVecEnv``. RLlib's new API
+stack has no reward normaliser, and its learner state would not carry one across a checkpoint, so
+the environment holds the statistics and the trainer saves and restores them with its checkpoints
+(:meth:`ReturnNormaliser.state`).
+
 **Seeds of RLlib's env runners.** RLlib resets env runner ``w`` with ``seed + w``
 (``config.debugging(seed=...)``), which, with several environments per runner, makes runners
 replay each other's episodes (runner ``w``'s environment ``e + 1`` would share runner ``w + 1``'s
@@ -36,6 +43,8 @@ does. A list of seeds is used as given.
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,6 +68,72 @@ def runner_seeds(seed: int, num_envs: int, worker_index: int) -> list[int]:
     """
     base = int(seed) - worker_index
     return [base + worker_index * num_envs + env for env in range(num_envs)]
+
+
+FINISHED_RETURNS_KEPT = 10_000
+"""Finished episodes' returns a :class:`PolicyVectorEnv` keeps until they are taken."""
+REWARD_CLIP = 10.0
+"""Normalised rewards are clipped to +-this (Stable-Baselines3's ``VecNormalize`` default)."""
+REWARD_EPSILON = 1e-8
+"""Added to the return variance before its square root (``VecNormalize``'s ``epsilon``)."""
+COUNT_PRIOR = 1e-4
+"""The running statistics' initial count (``RunningMeanStd``'s ``epsilon``): mean 0, variance 1."""
+
+
+class ReturnNormaliser:
+    """Rewards scaled by the running standard deviation of the discounted return (``VecNormalize``).
+
+    Each call adds the step's rewards to every environment's discounted return, updates the
+    running mean and variance of those returns with the batch, and returns the rewards divided by
+    the running standard deviation, clipped to +-:data:`REWARD_CLIP`. An environment whose episode
+    ended starts its return again from 0. The arithmetic is Stable-Baselines3's, so both backends
+    scale rewards alike.
+
+    Args:
+        gamma: the discount of the returns (the run's ``gamma``).
+        num_envs: environments per batch.
+    """
+
+    def __init__(self, gamma: float, num_envs: int) -> None:
+        if not 0.0 < gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+        self.gamma = float(gamma)
+        self.returns = np.zeros(num_envs)
+        self.mean = 0.0
+        self.var = 1.0
+        self.count = COUNT_PRIOR
+
+    def __call__(self, rewards: NDArray[np.floating], ended: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """The normalised ``rewards`` of one step; ``ended`` marks episodes that ended with it."""
+        self.returns = self.returns * self.gamma + rewards
+        batch_mean, batch_var, batch_count = (
+            float(self.returns.mean()),
+            float(self.returns.var()),
+            self.returns.size,
+        )
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean += delta * batch_count / total
+        m_2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        self.var = m_2 / total
+        self.count = total
+        scaled = np.clip(rewards / math.sqrt(self.var + REWARD_EPSILON), -REWARD_CLIP, REWARD_CLIP)
+        self.returns[ended] = 0.0
+        return np.asarray(scaled, dtype=np.float64)
+
+    def state(self) -> dict[str, float]:
+        """The running statistics, to save with a checkpoint (returns restart from 0, as SB3's do)."""
+        return {"gamma": self.gamma, "mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state(self, state: Mapping[str, float]) -> None:
+        """Continue from statistics :meth:`state` saved; ValueError if their discount differs."""
+        if not math.isclose(float(state["gamma"]), self.gamma):
+            raise ValueError(
+                f"the saved reward statistics use gamma {state['gamma']!r}, this environment {self.gamma!r}; "
+                "they belong to another run"
+            )
+        self.mean, self.var, self.count = float(state["mean"]), float(state["var"]), float(state["count"])
+        self.returns[:] = 0.0
 
 
 class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
@@ -91,6 +166,7 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
         reward_baseline: Policy | None = None,
         action_repeat: int = 1,
         worker_index: int = 0,
+        normalize_reward_gamma: float | None = None,
     ) -> None:
         if isinstance(worker_index, bool) or not isinstance(worker_index, int) or worker_index < 0:
             raise ValueError(
@@ -105,6 +181,16 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._ended = False
         """The last step ended the episodes: the next one only resets."""
+        self.reward_normaliser = (
+            None
+            if normalize_reward_gamma is None
+            else ReturnNormaliser(normalize_reward_gamma, self.num_envs)
+        )
+        """Scales the rewards (``normalize_reward``); None leaves them as the scenario gives them."""
+        self._returns = np.zeros(self.num_envs)
+        self.finished_returns: deque[float] = deque(maxlen=FINISHED_RETURNS_KEPT)
+        """Returns of the latest finished episodes, before normalisation (paired and shaped as
+        trained), for a training log; :meth:`take_finished_returns` empties it."""
 
     @property
     def config(self) -> ScenarioConfig:
@@ -149,6 +235,7 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
             )
         obs = self.stepper.reset(seeds)
         self._ended = False
+        self._returns[:] = 0.0
         return obs.copy(), {}
 
     def step(
@@ -165,6 +252,12 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
             nothing = np.zeros(self.num_envs, np.float32)
             return self.stepper.obs.copy(), nothing, terminated, terminated.copy(), {}
         obs, rewards, truncated, info = self.stepper.step(actions)
+        self._returns += rewards
+        if truncated.any():
+            self.finished_returns.extend(self._returns[truncated].tolist())
+            self._returns[truncated] = 0.0
+        if self.reward_normaliser is not None:
+            rewards = self.reward_normaliser(rewards, truncated)
         if not truncated.any():
             return obs.copy(), rewards.astype(np.float32), terminated, truncated, {}
         if not truncated.all():  # cannot happen: the environments start together, episodes are equal
@@ -176,6 +269,12 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
         final = info["final_info"]
         episode = {"episode_metrics": final["episode_metrics"], "_episode_metrics": final["_episode_metrics"]}
         return last, rewards.astype(np.float32), terminated, truncated, episode
+
+    def take_finished_returns(self) -> list[float]:
+        """The returns of the episodes finished since the last call (:attr:`finished_returns`)."""
+        returns = list(self.finished_returns)
+        self.finished_returns.clear()
+        return returns
 
     def close_extras(self, **kwargs: Any) -> None:
         """Nothing to release: one process, no sub-environments."""
@@ -193,8 +292,9 @@ def build_policy_env(
     The same environments as :func:`gpu_alloc_env.train.ppo.build_env` builds for Stable-Baselines3
     (:func:`~gpu_alloc_env.train.stepper.env_settings`): training environments step the scenario
     with the training shaping and, with ``reward_baseline``, the paired reward; validation
-    environments (``training=False``) step it as it is. Rewards come back unnormalised (no
-    ``normalize_reward``). ``worker_index`` is the RLlib env runner's, for its seeds (module
+    environments (``training=False``) step it as it is. Training rewards are normalised when
+    ``normalize_reward`` is set (:class:`ReturnNormaliser`, with the run's ``gamma``); validation
+    rewards never are. ``worker_index`` is the RLlib env runner's, for its seeds (module
     docstring).
     """
     settings = env_settings(config, hp, training)
@@ -205,4 +305,7 @@ def build_policy_env(
         reward_baseline=settings.reward_baseline,
         action_repeat=settings.action_repeat,
         worker_index=worker_index,
+        normalize_reward_gamma=(
+            float(hp.get("gamma", 0.99)) if training and hp.get("normalize_reward", False) else None
+        ),
     )
