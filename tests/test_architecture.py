@@ -84,6 +84,8 @@ LAYERS: dict[str, int] = {
     "train.vec_env": 7,
     "train.policy_env": 7,
     "train.ppo": 7,
+    "train.rllib_model": 7,
+    "train.rllib_backend": 7,
     "train.plots": 7,
     "train.comparison": 7,
     "train.summary": 7,

@@ -22,6 +22,9 @@ UNDEFINED_VERDICT = "undefined: needs two or more episodes"
 
 REFERENCE = "adaptive"
 LEARNED = "ppo"
+"""The policy name of Stable-Baselines3 runs."""
+LEARNED_POLICIES = ("ppo", "ppo-rllib")
+"""The policy names of learned runs, one per training backend (never pooled with each other)."""
 
 
 @dataclass(frozen=True)
@@ -139,11 +142,11 @@ PER_RUN_METRICS: tuple[str, ...] = (
 )
 
 
-def per_run_table(scored: Sequence[Scored]) -> list[str]:
-    """Lines of the table of each run's mean paired difference against the heuristic."""
-    by_metric = {m: paired_by_run(scored, LEARNED, m) for m in PER_RUN_METRICS}
+def per_run_table(scored: Sequence[Scored], learned: str = LEARNED) -> list[str]:
+    """Lines of the table of each ``learned`` run's mean paired difference against the heuristic."""
+    by_metric = {m: paired_by_run(scored, learned, m) for m in PER_RUN_METRICS}
     lines = [
-        f"Per run, the mean paired difference {LEARNED} - {REFERENCE} over the episodes:",
+        f"Per run, the mean paired difference {learned} - {REFERENCE} over the episodes:",
         "",
         "| run | " + " | ".join(PER_RUN_METRICS) + " |",
         "|" + "---|" * (len(PER_RUN_METRICS) + 1),

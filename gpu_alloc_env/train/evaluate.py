@@ -38,7 +38,7 @@ from gpu_alloc_env.limits import gap_table, seed_bounds
 from gpu_alloc_env.policy import Policy
 from gpu_alloc_env.progress import progress_bar
 from gpu_alloc_env.seeds import EVALUATION_SEED_BASE, FIRST_UNUSED_SEED, TUNING_SEED_BASE
-from gpu_alloc_env.train.comparison import LEARNED, Scored
+from gpu_alloc_env.train.comparison import Scored
 from gpu_alloc_env.train.learned import (
     MODEL_FILES,
     LearnedPolicy,
@@ -202,7 +202,7 @@ def score(
     players: list[tuple[str, Policy, str, int | None]] = [
         (name, make_baseline(name, config, tuned_dir), "", None) for name in baselines
     ]
-    players += [(LEARNED, run, run.label, run.train_seed) for run in runs]
+    players += [(run.policy_name, run, run.label, run.train_seed) for run in runs]
     scored: list[Scored] = []
     env = GpuAllocEnv(config)
     with progress_bar(len(players) * len(seeds), f"{config.name}: episodes", "episode", progress) as bar:

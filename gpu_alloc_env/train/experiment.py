@@ -17,16 +17,12 @@ from __future__ import annotations
 
 import json
 import shlex
-import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from gpu_alloc_env.env import resolve_scenario
@@ -36,8 +32,8 @@ from gpu_alloc_env.seeds import MAX_TRAIN_SEED
 from gpu_alloc_env.trace_replay import replay_part
 from gpu_alloc_env.train.evaluate import held_out_overrides, run_evaluate
 from gpu_alloc_env.train.hyperparams import load_hyperparams, parse_hp_overrides
-from gpu_alloc_env.train.learned import checkpoint_steps, json_differences
-from gpu_alloc_env.train.run_folder import never_checkpointed
+from gpu_alloc_env.train.learned import checkpoint_steps, json_differences, last_checkpoint, model_path
+from gpu_alloc_env.train.run_folder import never_checkpointed, sigterm_as_exit
 
 
 def train_command(
@@ -50,7 +46,7 @@ def train_command(
 ) -> list[str]:
     """The ``gpu-alloc train`` command line of one run (new, or resumed from its checkpoint)."""
     base = [sys.executable, "-m", "gpu_alloc_env.train", "train", "--run-dir", str(run_dir), "--no-progress"]
-    if (run_dir / "checkpoints" / "last.zip").exists():
+    if run_dir.is_dir() and last_checkpoint(run_dir).exists():
         return [*base, "--resume", "--timesteps", str(timesteps)]
     command = [*base, "--scenario", scenario, "--seed", str(seed), "--timesteps", str(timesteps)]
     for item in hp:
@@ -92,7 +88,7 @@ def steps_of(run_dir: Path) -> int:
 
 def finished(run_dir: Path, timesteps: int) -> bool:
     """Whether ``run_dir`` holds a final model of at least ``timesteps`` steps."""
-    return (run_dir / "model.zip").exists() and steps_of(run_dir) >= timesteps
+    return run_dir.is_dir() and model_path(run_dir, "final").exists() and steps_of(run_dir) >= timesteps
 
 
 @dataclass(frozen=True)
@@ -152,7 +148,7 @@ def run_jobs(jobs: Sequence[Job], timesteps: int, parallel: int, progress: bool 
         raise ValueError(f"--parallel must be >= 1, got {parallel}")
     pending = list(jobs)
     active: list[tuple[Path, subprocess.Popen[bytes], Any, Bar]] = []
-    with _sigterm_as_exit():
+    with sigterm_as_exit():
         try:
             while pending or active:
                 while pending and len(active) < parallel:
@@ -210,26 +206,6 @@ def _stop(active: Sequence[tuple[Path, subprocess.Popen[bytes], Any, Bar]]) -> N
 
 STOP_TIMEOUT_S = 30.0
 """Seconds a terminated training has to exit before it is killed."""
-
-
-@contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """Turn SIGTERM into ``SystemExit(143)`` while the block runs, so that its cleanup runs.
-
-    Only in the main thread (where Python delivers signals); elsewhere the block runs as is.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def train_runs(

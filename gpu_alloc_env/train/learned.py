@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,6 +16,16 @@ from gpu_alloc_env.observation import ObservationLayout
 from gpu_alloc_env.train.actions import ActionTransform, transform_from_hyperparams
 
 MODEL_FILES = {"best": "best_model.zip", "final": "model.zip"}
+"""The models of a Stable-Baselines3 run (``backend`` ``sb3``), by ``--model`` choice."""
+BACKENDS = ("sb3", "rllib")
+"""The learner libraries ``gpu-alloc train --backend`` trains with."""
+MODEL_PATHS = {"sb3": MODEL_FILES, "rllib": {"best": "best_model", "final": "model"}}
+"""The models of a run folder by backend, then ``--model`` choice: SB3's ``.zip`` files, RLlib's
+``RLModule`` checkpoint folders."""
+LAST_CHECKPOINTS = {"sb3": "last.zip", "rllib": "last"}
+"""The resumable checkpoint inside ``checkpoints/`` by backend (RLlib's is an ``Algorithm`` folder)."""
+LEARNED_POLICY_NAMES = {"sb3": "ppo", "rllib": "ppo-rllib"}
+"""The policy name of a backend's runs in evaluation tables, so that the two are never pooled."""
 
 
 RUN_CONFIG_KEYS = ("scenario", "hyperparams")
@@ -95,19 +105,46 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
     return data
 
 
+def run_backend(run_dir: Path) -> str:
+    """The learner library that trained ``run_dir`` (``config.json``'s ``backend``; ``sb3`` if unsaid).
+
+    Raises:
+        ValueError: naming the file, when ``config.json`` names a backend this version lacks.
+    """
+    path = Path(run_dir) / "config.json"
+    data = _read_json(path) if path.exists() else {}
+    backend = data.get("backend", "sb3") if isinstance(data, dict) else "sb3"
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"{path} names the backend {backend!r}, which this version of gpu-alloc does not know "
+            f"(it knows {list(BACKENDS)}); evaluate the run with the version that trained it"
+        )
+    return str(backend)
+
+
+def model_path(run_dir: Path, model: str) -> Path:
+    """The ``best`` or ``final`` model of ``run_dir``, for the backend that trained it."""
+    return Path(run_dir) / MODEL_PATHS[run_backend(run_dir)][model]
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    """The resumable checkpoint of ``run_dir`` (``checkpoints/last.zip``, or RLlib's ``checkpoints/last``)."""
+    return Path(run_dir) / "checkpoints" / LAST_CHECKPOINTS[run_backend(run_dir)]
+
+
 def missing_model_message(run_dir: Path, model: str) -> str:
     """Why ``model`` (``best`` or ``final``) of ``run_dir`` is missing, and what to do instead."""
     run_dir = Path(run_dir)
-    path = run_dir / MODEL_FILES[model]
+    path = model_path(run_dir, model)
     resume = f"resume it with `gpu-alloc train --run-dir {run_dir} --resume`"
     if model == "final":
         other = (
             ", or evaluate its best model so far with --model best"
-            if (run_dir / MODEL_FILES["best"]).exists()
+            if model_path(run_dir, "best").exists()
             else ""
         )
         return f"{path} does not exist: run {run_dir} has not finished training; {resume}{other}"
-    if (run_dir / MODEL_FILES["final"]).exists():
+    if model_path(run_dir, "final").exists():
         return (
             f"{path} does not exist: run {run_dir} saved no best model (no validation ran, or the "
             "file was removed); evaluate its final model with --model final"
@@ -203,6 +240,32 @@ def training_record(run_dir: Path) -> dict[str, float]:
     return record
 
 
+class _Model(Protocol):
+    """What :class:`LearnedPolicy` asks of a model: Stable-Baselines3's ``predict``."""
+
+    def predict(self, observation: NDArray[Any], *, deterministic: bool = ...) -> tuple[Any, Any]: ...
+
+
+def load_model(path: Path, backend: str) -> _Model:
+    """The model saved at ``path`` by ``backend``, on the CPU, with Stable-Baselines3's ``predict``.
+
+    An RLlib model needs the ``ray`` extra (it loads without starting Ray); without it the error says
+    how to install it.
+    """
+    if backend == "sb3":
+        return PPO.load(path, device="cpu")
+    try:
+        from gpu_alloc_env.train.rllib_model import RLlibModel
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("ray"):
+            raise
+        raise ValueError(
+            f"{path} was trained with RLlib (backend 'rllib') and loading it needs Ray: install the ray "
+            "extra, pip install -e '.[train,ray]'"
+        ) from None
+    return RLlibModel(path)
+
+
 class LearnedPolicy:
     """The model of a run folder, with its action parameterisation, on raw observations.
 
@@ -225,10 +288,12 @@ class LearnedPolicy:
         self.action_repeat = int(hp.get("action_repeat", 1))
         args_file = self.run_dir / "args.json"
         self.train_seed = int(_read_json(args_file)["seed"]) if args_file.exists() else -1
-        path = self.run_dir / MODEL_FILES[model]
+        self.backend = run_backend(self.run_dir)
+        self.policy_name = LEARNED_POLICY_NAMES[self.backend]
+        path = model_path(self.run_dir, model)
         if not path.exists():
             raise ValueError(missing_model_message(self.run_dir, model))
-        self.model = PPO.load(path, device="cpu")
+        self.model: _Model = load_model(path, self.backend)
         self.layout = ObservationLayout(self.config)
 
     def check_compatible(self, config: ScenarioConfig) -> None:

@@ -11,12 +11,19 @@ A run lives in its own folder and can be reproduced from it:
 | ``model.zip``               | the final model                                                |
 | ``best_model.zip``          | the model with the best validation return                      |
 | ``vecnormalize.pkl``        | reward-normalisation statistics (when ``normalize_reward``)   |
+| ``reward_stats.json``       | the same, for an RLlib run                                     |
 | ``evaluations.npz``         | validation returns over training (the learning curve)          |
 | ``checkpoints/``            | ``last.zip``, ``state.json`` (steps), reward statistics and     |
 |                             | copies of ``best_model.zip`` and ``evaluations.npz``; written   |
 |                             | every ``--checkpoint-interval-s`` and at the end               |
 | ``tb/``                     | TensorBoard logs                                               |
 | ``monitor/``                | per-episode training returns                                   |
+
+A run trained with RLlib (``--backend rllib``, :mod:`gpu_alloc_env.train.rllib_backend`) has the
+same layout, with ``config.json`` naming ``"backend": "rllib"``, its models as ``RLModule``
+checkpoint folders (``model/``, ``best_model/``), its resumable checkpoint as an ``Algorithm``
+folder (``checkpoints/last/``) and one monitor row per training iteration (mean return of the
+episodes it finished, its steps, elapsed seconds).
 
 Seeds (:mod:`gpu_alloc_env.seeds`): training environment ``e`` of a run with seed ``K`` starts from
 seed ``1000 K + e`` and its generator continues across episodes; validation uses seeds from
@@ -30,12 +37,15 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -43,7 +53,7 @@ import numpy as np
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.seeds import MAX_TRAIN_SEED
-from gpu_alloc_env.train.learned import load_run_config
+from gpu_alloc_env.train.learned import BACKENDS, LAST_CHECKPOINTS, MODEL_PATHS, load_run_config
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -56,6 +66,9 @@ RUN_ENTRIES = frozenset(
         "model.zip",
         "best_model.zip",
         "vecnormalize.pkl",
+        "model",
+        "best_model",
+        "reward_stats.json",
         "evaluations.npz",
         CHECKPOINT_DIR,
         "tb",
@@ -65,6 +78,8 @@ RUN_ENTRIES = frozenset(
 """The files and folders ``gpu-alloc train`` writes in a run folder."""
 CHECKPOINT_COPIES = ("best_model.zip", "evaluations.npz")
 """Run files saved with each checkpoint, so that a resumed run rewinds them to the checkpoint."""
+RLLIB_CHECKPOINT_COPIES = ("best_model", "evaluations.npz")
+"""The same for an RLlib run, whose best model is a folder."""
 
 
 @contextmanager
@@ -115,9 +130,11 @@ def never_checkpointed(run_dir: Path) -> bool:
     ``config.json`` that ``gpu-alloc train`` writes or only the monitor logs it starts with.
     """
     entries = {entry.name for entry in run_dir.iterdir()}
-    if not entries <= RUN_ENTRIES or (run_dir / CHECKPOINT_DIR / "last.zip").exists():
+    if not entries <= RUN_ENTRIES or any(
+        (run_dir / CHECKPOINT_DIR / name).exists() for name in LAST_CHECKPOINTS.values()
+    ):
         return False
-    if (run_dir / "model.zip").exists():
+    if any((run_dir / models["final"]).exists() for models in MODEL_PATHS.values()):
         return False
     if "config.json" in entries:
         try:
@@ -150,11 +167,18 @@ def rewind_to_checkpoint(run_dir: Path, state: Mapping[str, Any]) -> None:
     is cut back to the checkpoint's steps and the best model is kept.
     """
     if "copies" in state:
-        for name in CHECKPOINT_COPIES:
-            if name in state["copies"]:
-                shutil.copyfile(run_dir / CHECKPOINT_DIR / name, run_dir / name)
+        for name in (*CHECKPOINT_COPIES, *RLLIB_CHECKPOINT_COPIES):
+            target = run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
             else:
-                (run_dir / name).unlink(missing_ok=True)
+                target.unlink(missing_ok=True)
+            if name in state["copies"]:
+                saved = run_dir / CHECKPOINT_DIR / name
+                if saved.is_dir():
+                    shutil.copytree(saved, target)
+                else:
+                    shutil.copyfile(saved, target)
         return
     log = run_dir / "evaluations.npz"
     if log.exists():
@@ -177,9 +201,24 @@ class TrainArgs:
     scenario_overrides: dict[str, Any] | None = None
     checkpoint_interval_s: float = 120.0
     threads: int = 1
+    backend: str = "sb3"
+    env_runners: int = 0
 
     def validate(self) -> None:
         """Raise :class:`TrainError` naming any bad value."""
+        if self.backend not in BACKENDS:
+            raise TrainError(f"--backend must be one of {list(BACKENDS)}, got {self.backend!r}")
+        if (
+            isinstance(self.env_runners, bool)
+            or not isinstance(self.env_runners, int)
+            or self.env_runners < 0
+        ):
+            raise TrainError(f"--env-runners must be an integer >= 0, got {self.env_runners!r}")
+        if self.env_runners and self.backend != "rllib":
+            raise TrainError(
+                f"--env-runners {self.env_runners} applies to --backend rllib (remote env runners); "
+                "Stable-Baselines3 steps its environments in the training process: drop it"
+            )
         if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_TRAIN_SEED:
             raise TrainError(f"--seed must be an integer in [0, {MAX_TRAIN_SEED}], got {self.seed!r}")
         if not isinstance(self.timesteps, int) or self.timesteps < 1:
@@ -257,3 +296,25 @@ def segment(run_dir: Path) -> int:
     """How many training segments (a start and each resume) the run has logged."""
     folder = run_dir / "monitor"
     return len(list(folder.glob("*.monitor.csv"))) if folder.exists() else 0
+
+
+@contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit(143)`` while the block runs, so that its cleanup runs.
+
+    Only in the main thread (where Python delivers signals); elsewhere the block runs as is. It
+    replaces any handler set before it, Ray's included (``ray.init`` installs one that aborts).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        # (None: the previous handler was not set from Python, as Ray's own is not)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

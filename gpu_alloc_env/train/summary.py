@@ -15,6 +15,7 @@ from gpu_alloc_env.evaluation import SUMMARY_METRICS
 from gpu_alloc_env.stats import bootstrap_ci95, iqm, undefined_note
 from gpu_alloc_env.train.comparison import (
     LEARNED,
+    LEARNED_POLICIES,
     REFERENCE,
     Scored,
     best_baseline,
@@ -24,6 +25,8 @@ from gpu_alloc_env.train.comparison import (
     per_run_table,
 )
 from gpu_alloc_env.train.learned import (
+    BACKENDS,
+    MODEL_PATHS,
     LearnedPolicy,
     config_differences,
     show_value,
@@ -56,10 +59,17 @@ def training_table(runs: Sequence[LearnedPolicy]) -> list[str]:
     return lines
 
 
-MODEL_NOTES = {
-    "best": "the model with the best validation return (`best_model.zip`, `--model best`)",
-    "final": "the final model (`model.zip`, `--model final`)",
-}
+MODEL_NOTES = {"best": "the model with the best validation return", "final": "the final model"}
+
+
+def model_note(model: str, runs: Sequence[LearnedPolicy]) -> str:
+    """What ``--model`` ``model`` evaluates, naming the files of the runs' backends."""
+    files = ", ".join(
+        f"`{MODEL_PATHS[backend][model]}{'/' if backend == 'rllib' else ''}`"
+        for backend in BACKENDS
+        if any(run.backend == backend for run in runs)
+    )
+    return f"{MODEL_NOTES[model]} ({files}, `--model {model}`)"
 
 
 def scenario_lines(
@@ -129,7 +139,7 @@ def summary_markdown(
     models = sorted({run.model_choice for run in learned_runs})
     notes = scenario_lines(config, learned_runs, preset)
     if models:
-        notes.append(f"Model of each run: {' and '.join(MODEL_NOTES[m] for m in models)}.")
+        notes.append(f"Model of each run: {' and '.join(model_note(m, learned_runs) for m in models)}.")
     header = [f"Command: `{command}`", ""] if command else []
     if notes:
         header += [" ".join(notes), ""]
@@ -153,35 +163,43 @@ def summary_markdown(
             interval_cell(*bootstrap_ci95(groups, iqm)) + undefined_note([v for g in groups for v in g])
             for groups in (groups_of(scored, policy, m) for m in SUMMARY_METRICS)
         ]
-        count = len(groups_of(scored, policy, SUMMARY_METRICS[0])) if policy == LEARNED else 0
+        count = len(groups_of(scored, policy, SUMMARY_METRICS[0])) if policy in LEARNED_POLICIES else 0
         lines.append(f"| {policy} | {count or '-'} | " + " | ".join(cells) + " |")
     if learned_runs:
         lines += ["", *training_table(learned_runs)]
-    if LEARNED in policies and REFERENCE in policies:
-        heading = f"## {LEARNED} against the {REFERENCE} heuristic"
-        lines += ["", heading, "", *_criteria_table(scored, REFERENCE), "", *per_run_table(scored)]
     best = best_baseline(scored)
-    if LEARNED in policies and best is not None and best != REFERENCE:
-        lines += [
-            "",
-            f"## {LEARNED} against the best baseline, {best}",
-            "",
-            f"`{best}` has the highest interquartile mean episode return of the baselines here.",
-            "",
-            *_criteria_table(scored, best),
-        ]
+    for learned in (name for name in LEARNED_POLICIES if name in policies):
+        if REFERENCE in policies:
+            heading = f"## {learned} against the {REFERENCE} heuristic"
+            lines += [
+                "",
+                heading,
+                "",
+                *_criteria_table(scored, REFERENCE, learned),
+                "",
+                *per_run_table(scored, learned),
+            ]
+        if best is not None and best != REFERENCE:
+            lines += [
+                "",
+                f"## {learned} against the best baseline, {best}",
+                "",
+                f"`{best}` has the highest interquartile mean episode return of the baselines here.",
+                "",
+                *_criteria_table(scored, best, learned),
+            ]
     return "\n".join(lines) + "\n"
 
 
-def _criteria_table(scored: Sequence[Scored], reference: str) -> list[str]:
-    """Lines of the table of the win criteria of the learned policy against ``reference``."""
+def _criteria_table(scored: Sequence[Scored], reference: str, learned: str = LEARNED) -> list[str]:
+    """Lines of the table of the win criteria of the ``learned`` policy against ``reference``."""
     lines = [
-        f"Paired per-seed difference {LEARNED} - {reference} (mean [95% bootstrap interval], runs "
+        f"Paired per-seed difference {learned} - {reference} (mean [95% bootstrap interval], runs "
         "then episodes resampled). A criterion holds when the whole interval is on its side of zero.",
         "",
         "| criterion | metric | difference | verdict |",
         "|---|---|---|---|",
     ]
-    for criterion, cell, verdict in criteria_rows(scored, LEARNED, reference):
+    for criterion, cell, verdict in criteria_rows(scored, learned, reference):
         lines.append(f"| {criterion.text} | `{criterion.metric}` | {cell} | {verdict} |")
     return lines

@@ -66,6 +66,16 @@ def _needs_train_extra(exc: ImportError) -> int:
     return 2
 
 
+def _needs_ray_extra(exc: ImportError) -> int:
+    print(
+        f"gpu-alloc: error: this needs the ray extra ({exc.name} is missing): RLlib runs train and load "
+        "with Ray; install it with pip install 'gpu-alloc-env[ray]' (from a checkout: pip install -e "
+        "'.[train,ray]')",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gpu-alloc``."""
     parser = build_parser()
@@ -78,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as exc:
         if exc.name in ("stable_baselines3", "torch", "yaml", "matplotlib", "tensorboard"):
             return _needs_train_extra(exc)
+        if exc.name is not None and exc.name.split(".")[0] in ("ray", "optuna"):
+            return _needs_ray_extra(exc)
         raise
     except BrokenPipeError:
         # The reader of the output went away (``gpu-alloc serving ... | head``): stop quietly, as

@@ -13,6 +13,7 @@ from gpu_alloc_env.train.cli.options import (
     add_trace_options,
     scenario_overrides,
 )
+from gpu_alloc_env.train.learned import BACKENDS
 
 NAME = "train"
 
@@ -21,10 +22,12 @@ def add_parser(sub: Any) -> None:
     """The ``train`` subcommand and its options."""
     train = sub.add_parser(
         "train",
-        help="train a PPO allocator (Stable-Baselines3) into a run folder",
+        help="train a PPO allocator (Stable-Baselines3, or RLlib) into a run folder",
         description="Train PPO on a scenario. Hyperparameters come from gpu_alloc_env/train/hyperparams.yml "
         "(the scenario's block over 'default'), then --hp. The run folder receives the resolved "
-        "config, the arguments, the command, the git revision, the models, checkpoints and logs.",
+        "config, the arguments, the command, the git revision, the models, checkpoints and logs. "
+        "--backend rllib trains with RLlib's new API stack on the same environments, hyperparameters "
+        "and seeds, into the same layout (needs the ray extra).",
     )
     add_scenario_option(train, None, "default paper")
     train.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
@@ -53,13 +56,26 @@ def add_parser(sub: Any) -> None:
         "--threads", type=int, default=None, help="torch CPU threads (default 1; with --resume, the run's)"
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="the learner library: sb3 (Stable-Baselines3, the default) or rllib (needs the ray extra: "
+        "pip install -e '.[train,ray]')",
+    )
+    train.add_argument(
+        "--env-runners",
+        type=int,
+        default=None,
+        help="--backend rllib: remote env runners sharing the n_envs environments (default 0: the "
+        "training process steps them, the fastest on one machine)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Train or resume the run; print what the run folder received."""
     from gpu_alloc_env.train.hyperparams import parse_hp_overrides
-    from gpu_alloc_env.train.learned import checkpoint_steps
-    from gpu_alloc_env.train.ppo import train
+    from gpu_alloc_env.train.learned import MODEL_PATHS, checkpoint_steps
     from gpu_alloc_env.train.run_folder import TrainArgs, resume_args
 
     if args.resume:
@@ -85,12 +101,26 @@ def run(args: argparse.Namespace) -> int:
             scenario_overrides=scenario_overrides(args),
             checkpoint_interval_s=120.0 if args.checkpoint_interval_s is None else args.checkpoint_interval_s,
             threads=1 if args.threads is None else args.threads,
+            backend=args.backend or "sb3",
+            env_runners=0 if args.env_runners is None else args.env_runners,
         )
-    run_dir = train(
-        run_args, resume=args.resume, progress_bar=not args.no_progress, command=args.command_line
-    )
-    outputs = ("model.zip", "best_model.zip", "evaluations.npz", "tb/")
-    written = [name for name in outputs if (run_dir / name).exists()]
+    if run_args.backend == "rllib":
+        from gpu_alloc_env.train import rllib_backend
+
+        run_dir = rllib_backend.train(
+            run_args, resume=args.resume, progress_bar_on=not args.no_progress, command=args.command_line
+        )
+    else:
+        from gpu_alloc_env.train.ppo import train
+
+        run_dir = train(
+            run_args, resume=args.resume, progress_bar=not args.no_progress, command=args.command_line
+        )
+    models = MODEL_PATHS[run_args.backend]
+    outputs = (models["final"], models["best"], "evaluations.npz", "tb")
+    written = [
+        name + ("/" if (run_dir / name).is_dir() else "") for name in outputs if (run_dir / name).exists()
+    ]
     steps = checkpoint_steps(run_dir)
     print(
         f"trained {run_dir} to {steps:,} environment steps (PPO trains whole rollouts, so the total "
@@ -98,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if not (run_dir / "evaluations.npz").exists():
         print(
-            "no validation ran (the run is shorter than eval_freq_steps), so best_model.zip is the "
+            f"no validation ran (the run is shorter than eval_freq_steps), so {models['best']} is the "
             "final model; lower it with --hp eval_freq_steps=N to validate short runs"
         )
     return 0
@@ -109,6 +139,7 @@ def _run_options(args: argparse.Namespace) -> dict[str, bool]:
     given = {
         "--scenario": args.scenario is not None,
         "--seed": args.seed is not None,
+        "--backend": args.backend is not None,
         "--hyperparams": args.hyperparams is not None,
         "--hp": bool(args.hp),
         "--set": bool(args.overrides),
