@@ -86,6 +86,8 @@ LAYERS: dict[str, int] = {
     "train.ppo": 7,
     "train.rllib_model": 7,
     "train.rllib_backend": 7,
+    "train.sweep_spec": 7,
+    "train.sweep": 7,
     "train.plots": 7,
     "train.comparison": 7,
     "train.summary": 7,
@@ -109,6 +111,7 @@ LAYERS: dict[str, int] = {
     "train.cli.tune": 8,
     "train.cli.benchmark": 8,
     "train.cli.bench": 8,
+    "train.cli.sweep": 8,
     "train.cli": 8,
     "train.__main__": 8,
 }

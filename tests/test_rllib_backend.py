@@ -232,3 +232,20 @@ def test_an_rllib_run_stopped_by_sigterm_shuts_ray_down_and_resumes(tmp_path: Pa
         "train-0.monitor.csv",
         "train-1.monitor.csv",
     ]
+
+
+def test_experiment_trains_and_reuses_only_runs_of_its_backend(tmp_path: Path) -> None:
+    from gpu_alloc_env.train.experiment import check_reusable, run_settings, train_command
+
+    assert train_command("paper", 1, 100, tmp_path / "new", [], {}, "rllib")[-2:] == ["--backend", "rllib"]
+    assert "--backend" not in train_command("paper", 1, 100, tmp_path / "new", [], {})
+    run = tmp_path / "run"  # a Stable-Baselines3 run with a checkpoint: its config.json names no backend
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.zip").write_bytes(b"")
+    settings = run_settings("paper", [], {})
+    write_json(
+        run / "config.json", {**{k: v for k, v in settings.items() if k != "backend"}, "algorithm": "PPO"}
+    )
+    check_reusable(run, settings)
+    with pytest.raises(ValueError, match=r"\(backend differs\)"):
+        check_reusable(run, run_settings("paper", [], {}, "rllib"))

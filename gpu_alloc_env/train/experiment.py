@@ -43,12 +43,15 @@ def train_command(
     run_dir: Path,
     hp: Sequence[str],
     overrides: Mapping[str, Any],
+    backend: str = "sb3",
 ) -> list[str]:
     """The ``gpu-alloc train`` command line of one run (new, or resumed from its checkpoint)."""
     base = [sys.executable, "-m", "gpu_alloc_env.train", "train", "--run-dir", str(run_dir), "--no-progress"]
     if run_dir.is_dir() and last_checkpoint(run_dir).exists():
         return [*base, "--resume", "--timesteps", str(timesteps)]
     command = [*base, "--scenario", scenario, "--seed", str(seed), "--timesteps", str(timesteps)]
+    if backend != "sb3":
+        command += ["--backend", backend]
     for item in hp:
         command += ["--hp", item]
     for key, value in overrides.items():
@@ -56,11 +59,13 @@ def train_command(
     return command
 
 
-def run_settings(scenario: str, hp: Sequence[str], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``scenario`` and ``hyperparams`` that ``gpu-alloc train`` records in a run's ``config.json``."""
+def run_settings(
+    scenario: str, hp: Sequence[str], overrides: Mapping[str, Any], backend: str = "sb3"
+) -> dict[str, Any]:
+    """The ``scenario``, ``hyperparams`` and ``backend`` ``gpu-alloc train`` records in ``config.json``."""
     config = resolve_scenario(scenario, dict(overrides))
     hyperparams = load_hyperparams(scenario, None, parse_hp_overrides(hp))
-    settings = {"scenario": config.to_dict(), "hyperparams": hyperparams}
+    settings = {"scenario": config.to_dict(), "hyperparams": hyperparams, "backend": backend}
     loaded: dict[str, Any] = json.loads(json.dumps(settings))
     return loaded
 
@@ -71,6 +76,7 @@ def check_reusable(run_dir: Path, settings: Mapping[str, Any]) -> None:
     if not recorded.exists() or never_checkpointed(run_dir):
         return  # nothing trained yet: gpu-alloc train starts the folder afresh
     stored = json.loads(recorded.read_text())
+    stored.setdefault("backend", "sb3")  # (Stable-Baselines3 runs record none)
     differ = [path for key in settings for path, *_ in json_differences(stored.get(key), settings[key], key)]
     if differ:
         shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
@@ -106,6 +112,7 @@ def plan_runs(
     runs_dir: Path,
     hp: Sequence[str] = (),
     overrides: Mapping[str, Any] | None = None,
+    backend: str = "sb3",
 ) -> tuple[list[Path], list[Job]]:
     """The run folders of one scenario's seeds (in seed order), and the jobs for those not finished.
 
@@ -123,7 +130,7 @@ def plan_runs(
     if timesteps < 1:
         raise TrainError(f"--timesteps must be a positive integer, got {timesteps}")
     overrides = dict(overrides or {})
-    settings = run_settings(scenario, hp, overrides)
+    settings = run_settings(scenario, hp, overrides, backend)
     runs = [runs_dir / f"{settings['scenario']['name']}-seed{seed}" for seed in seeds]
     for run in runs:
         check_reusable(run, settings)
@@ -132,7 +139,7 @@ def plan_runs(
         if finished(run, timesteps):
             print(f"reusing {run}: finished with {steps_of(run):,} steps ({timesteps:,} asked)", flush=True)
         else:
-            jobs.append(Job(run, train_command(scenario, seed, timesteps, run, hp, overrides)))
+            jobs.append(Job(run, train_command(scenario, seed, timesteps, run, hp, overrides, backend)))
     return runs, jobs
 
 
@@ -217,17 +224,77 @@ def train_runs(
     hp: Sequence[str] = (),
     overrides: Mapping[str, Any] | None = None,
     progress: bool | None = None,
+    backend: str = "sb3",
 ) -> list[Path]:
     """Train one run per seed, ``parallel`` at a time; returns the run folders in seed order.
 
     Finished runs are reused, interrupted ones resumed (:func:`plan_runs`); ``progress`` shows a bar
-    per run being trained (``None``: on a terminal only).
+    per run being trained (``None``: on a terminal only). ``backend`` is the learner library of
+    ``gpu-alloc train --backend``.
     """
     if parallel < 1:
         raise ValueError(f"--parallel must be >= 1, got {parallel}")
-    runs, jobs = plan_runs(scenario, seeds, timesteps, runs_dir, hp, overrides)
+    runs, jobs = plan_runs(scenario, seeds, timesteps, runs_dir, hp, overrides, backend)
     run_jobs(jobs, timesteps, parallel, progress)
     return runs
+
+
+def train_runs_on_ray(
+    scenario: str,
+    seeds: Sequence[int],
+    timesteps: int,
+    runs_dir: Path,
+    parallel: int,
+    hp: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+    backend: str = "sb3",
+) -> list[Path]:
+    """:func:`train_runs` with the runs as trials of a Ray Tune grid over the seeds (``--executor ray``).
+
+    The folders are the same, checked and reused the same way (:func:`plan_runs`); Tune schedules
+    ``parallel`` trials at a time on a local Ray cluster and keeps its records in
+    ``runs_dir/ray``. An interrupted experiment resumes from the run folders' checkpoints.
+    """
+    from gpu_alloc_env.train import sweep
+    from gpu_alloc_env.train.sweep_spec import SweepSpec
+
+    runs, jobs = plan_runs(scenario, seeds, timesteps, runs_dir, hp, overrides, backend)
+    if not jobs:
+        return runs
+    spec = SweepSpec(
+        name=f"experiment-{runs[0].name.rsplit('-seed', 1)[0]}-{time.strftime('%Y%m%d-%H%M%S')}",
+        scenarios=(scenario,),
+        seeds=tuple(seeds),
+        timesteps=timesteps,
+        backend=backend,
+        hp=parse_hp_overrides(hp),
+        overrides=dict(overrides or {}),
+        max_concurrent_trials=parallel,
+    )
+    started = not ray_running()
+    if started:
+        sweep.start_ray(None)
+    try:
+        with sigterm_as_exit():
+            sweep.fit(
+                spec,
+                Path(runs_dir).resolve() / "ray",
+                restore=False,
+                plain_names=True,
+                runs_dir=Path(runs_dir).resolve(),
+            )
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    return runs
+
+
+def ray_running() -> bool:
+    """Whether this process is connected to a Ray cluster (False without Ray installed)."""
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
 
 
 def monitored_steps(run_dir: Path) -> int:
@@ -255,8 +322,14 @@ def run_experiment(
     hp: Sequence[str] = (),
     overrides: Mapping[str, Any] | None = None,
     progress: bool | None = None,
+    backend: str = "sb3",
+    executor: str = "local",
 ) -> str:
     """Train the runs, then evaluate them and every baseline; returns the summary.
+
+    ``executor`` trains the runs in local subprocesses (``local``), or as trials of a Ray Tune grid
+    on a local Ray cluster (``ray``, the path of ``gpu-alloc sweep``; needs the ray extra), into the
+    same run folders either way.
 
     ``progress`` shows bars of the runs' training and of the evaluation (``None``: on a terminal).
 
@@ -273,7 +346,12 @@ def run_experiment(
     if trace is not None:  # an episode must fit in both parts before hours go into training
         replay_part(config)
         replay_part(resolve_scenario(config, held_out))
-    runs = train_runs(scenario, seeds, timesteps, runs_dir, parallel, hp, overrides, progress)
+    if executor == "ray":
+        runs = train_runs_on_ray(scenario, seeds, timesteps, runs_dir, parallel, hp, overrides, backend)
+    elif executor == "local":
+        runs = train_runs(scenario, seeds, timesteps, runs_dir, parallel, hp, overrides, progress, backend)
+    else:
+        raise ValueError(f"--executor must be local or ray, got {executor!r}")
     if held_out:
         print("evaluating on the held-out part of the trace", flush=True)
     return run_evaluate(runs, ["all"], episodes, out_dir, scenario_overrides=held_out, progress=progress)

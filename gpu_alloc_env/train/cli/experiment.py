@@ -12,6 +12,7 @@ from gpu_alloc_env.train.cli.options import (
     add_trace_options,
     scenario_overrides,
 )
+from gpu_alloc_env.train.learned import BACKENDS
 
 NAME = "experiment"
 
@@ -32,6 +33,20 @@ def add_parser(sub: Any) -> None:
     experiment.add_argument("--episodes", type=int, default=20, help="held-out episodes per policy")
     experiment.add_argument("--parallel", type=int, default=2, help="runs trained at once (default 2)")
     experiment.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter")
+    experiment.add_argument(
+        "--backend",
+        choices=(*BACKENDS, "ray"),
+        default="sb3",
+        help="the learner library of every run, as gpu-alloc train --backend (default sb3); ray is "
+        "short for --executor ray with sb3",
+    )
+    experiment.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: train the runs in subprocesses (the default); ray: as trials of a Ray Tune grid on "
+        "a local Ray cluster, the path of gpu-alloc sweep (needs the ray extra)",
+    )
     add_set_option(experiment)
     add_trace_options(experiment)
 
@@ -50,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         parallel=args.parallel,
         hp=args.hp,
         overrides=scenario_overrides(args),
+        backend="sb3" if args.backend == "ray" else args.backend,
+        executor="ray" if args.backend == "ray" else args.executor,
     )
     print(text)
     print(f"wrote {args.out / 'episodes.csv'}, {args.out / 'summary.md'} and the plots")
