@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -159,3 +160,32 @@ def test_an_optuna_sweep_tries_its_samples_and_scores_each(tmp_path: Path) -> No
             "paper", 0, {"learning_rate": float(row["learning_rate"])}
         )
         assert (out / "evaluate" / f"paper-{row['config']}" / "summary.md").exists()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_experiment_runs_its_seeds_as_a_tune_grid_into_its_own_run_folders(tmp_path: Path) -> None:
+    pytest.importorskip("ray.tune", reason=RAY_REASON)
+    spec = load_sweep(SWEEPS / "tiny-grid.yaml")
+    hp = [f"--hp={key}={value}" for key, value in spec.hp.items()]
+    command = [
+        sys.executable,
+        "-m",
+        "gpu_alloc_env.train",
+        "experiment",
+        "--backend",
+        "ray",
+        "--seeds",
+        "0",
+        "1",
+    ]
+    command += ["--timesteps", "256", "--set", "episode_length_s=32", *hp, "--episodes", "1"]
+    command += ["--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "eval")]
+    done = subprocess.run(command, capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for seed in (0, 1):
+        run = tmp_path / "runs" / f"paper-seed{seed}"
+        assert (run / "model.zip").exists()  # --backend ray trains Stable-Baselines3 runs
+        assert json.loads((run / "args.json").read_text())["seed"] == seed
+    assert [row["status"] for row in _trials(tmp_path / "runs" / "ray")] == ["done", "done"]
+    assert "| ppo | 2 |" in (tmp_path / "eval" / "summary.md").read_text()
