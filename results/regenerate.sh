@@ -3,8 +3,8 @@
 # comparisons of every scenario, the PPO experiments (paper: 5 training seeds x 2M steps; bursty,
 # diurnal and the traces' training parts: 3 x 64k decisions of 30 s, that is 1.92M steps each;
 # evaluated on 20 held-out episodes), the trace twins' report, the generalisation table and the
-# benchmark of every policy on every benchmark scenario. Run from an environment with the train
-# extra installed:
+# benchmark of every policy on every benchmark scenario, and the agreement of PPO trained with
+# Stable-Baselines3 and with RLlib. Run from an environment with the train and ray extras installed:
 #     bash results/regenerate.sh
 # About four hours on a 2-core CPU; run folders go to runs/ (reused if already finished, resumed
 # if interrupted).
@@ -57,6 +57,21 @@ for trace in conv code; do
     gpu-alloc benchmark --scenario "trace-$trace-held-out" \
         --runs "runs/trace-$trace/trace-$trace-seed"{0,1,2} --out results/benchmark
 done
+
+# Agreement of the two learner libraries: PPO on paper with Stable-Baselines3 and with RLlib, the
+# same hyperparameters, seeds and budget (3 x 500k steps each, about 10 minutes a run), scored on the
+# same held-out episodes as policies ppo and ppo-rllib. Needs the ray extra (pip install -e
+# ".[train,ray]"); the two experiments run at the same time so that their wall times compare.
+gpu-alloc experiment --scenario paper --backend sb3 --seeds 0 1 2 --timesteps 500000 --parallel 1 \
+    --runs-dir runs/agreement-sb3 --out runs/agreement-sb3-eval --episodes 20 &
+sb3=$!
+gpu-alloc experiment --scenario paper --backend rllib --seeds 0 1 2 --timesteps 500000 --parallel 1 \
+    --runs-dir runs/agreement-rllib --out runs/agreement-rllib-eval --episodes 20 &
+rllib=$!
+wait "$sb3"
+wait "$rllib"
+gpu-alloc evaluate --runs runs/agreement-sb3/paper-seed{0,1,2} runs/agreement-rllib/paper-seed{0,1,2} \
+    --baselines adaptive provisioned --episodes 20 --out results/agreement
 
 # Speed and memory, as ratios against references timed in the same process (about 5 minutes; run
 # it on a machine doing nothing else).
