@@ -13,7 +13,6 @@ seed ``1000 K + e`` and its generator continues across episodes; validation uses
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,23 +22,20 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from gpu_alloc_env.config import ScenarioConfig
-from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.seeds import VALIDATION_SEED_BASE, training_seed
 from gpu_alloc_env.train.callbacks import CheckpointCallback, RolloutProgressBar, ValidationCallback
-from gpu_alloc_env.train.hyperparams import load_hyperparams, ppo_kwargs
+from gpu_alloc_env.train.hyperparams import ppo_kwargs
 from gpu_alloc_env.train.run_folder import (
     CHECKPOINT_DIR,
     TrainArgs,
-    clear_run_files,
     command_line,
-    git_revision,
-    never_checkpointed,
-    recorded_settings,
-    rewind_to_checkpoint,
+    new_run_settings,
+    record_resume,
+    record_start,
+    resume_settings,
     segment,
     training_lock,
-    write_json,
 )
 from gpu_alloc_env.train.stepper import env_settings
 from gpu_alloc_env.train.vec_env import BatchVecEnv
@@ -103,29 +99,7 @@ def _train_locked(args: TrainArgs, resume: bool, progress_bar: bool, verbose: in
     import torch
 
     run_dir = Path(args.run_dir)
-    if resume:
-        state = json.loads((run_dir / CHECKPOINT_DIR / "state.json").read_text())
-        done = int(state["num_timesteps"])
-        if args.timesteps < done:
-            raise TrainError(
-                f"--resume --timesteps {args.timesteps}: the run's checkpoint already has {done} steps; "
-                f"pass a total of at least {done}"
-            )
-        # The run keeps the scenario and hyperparameters it started with, whatever the files say now.
-        config, hp = recorded_settings(run_dir)
-        rewind_to_checkpoint(run_dir, state)
-    else:
-        if run_dir.exists() and any(run_dir.iterdir()):
-            if not never_checkpointed(run_dir):
-                raise TrainError(
-                    f"run folder {run_dir} already exists and is not empty; pass --resume to continue "
-                    "it or choose another --run-dir"
-                )
-            clear_run_files(run_dir)
-        config = resolve_scenario(args.scenario, args.scenario_overrides or {})
-        hp = load_hyperparams(
-            args.scenario, Path(args.hyperparams_file) if args.hyperparams_file else None, args.hp_overrides
-        )
+    config, hp = resume_settings(args) if resume else new_run_settings(args)
     torch.set_num_threads(args.threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "monitor").mkdir(exist_ok=True)
@@ -142,18 +116,9 @@ def _train_locked(args: TrainArgs, resume: bool, progress_bar: bool, verbose: in
             env.training = True
         model = PPO.load(run_dir / CHECKPOINT_DIR / "last.zip", env=env, device="cpu")
         remaining = args.timesteps - model.num_timesteps
-        # The folder keeps describing the whole run: its total and every command that trained it.
-        write_json(run_dir / "args.json", args.__dict__)
-        with (run_dir / "command.txt").open("a") as handle:
-            handle.write(command + "\n")
+        record_resume(args, command)
     else:
-        write_json(run_dir / "args.json", args.__dict__)
-        write_json(
-            run_dir / "config.json",
-            {"scenario": config.to_dict(), "hyperparams": hp, "algorithm": "PPO"},
-        )
-        (run_dir / "command.txt").write_text(command + "\n")
-        (run_dir / "git_revision.txt").write_text(git_revision() + "\n")
+        record_start(args, config, hp, command)
         env.seed(training_seed(args.seed))
         model = PPO(
             "MlpPolicy",

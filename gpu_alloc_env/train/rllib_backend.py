@@ -49,11 +49,10 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.tune.registry import register_env
 
 from gpu_alloc_env.config import ScenarioConfig
-from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.progress import progress_bar
 from gpu_alloc_env.seeds import VALIDATION_SEED_BASE, training_seed
-from gpu_alloc_env.train.hyperparams import load_hyperparams, ppo_kwargs
+from gpu_alloc_env.train.hyperparams import ppo_kwargs
 from gpu_alloc_env.train.learned import MODEL_PATHS
 from gpu_alloc_env.train.policy_env import PolicyVectorEnv, build_policy_env
 from gpu_alloc_env.train.rllib_model import GpuAllocPPOModule, greedy_actions
@@ -61,11 +60,10 @@ from gpu_alloc_env.train.run_folder import (
     CHECKPOINT_DIR,
     RLLIB_CHECKPOINT_COPIES,
     TrainArgs,
-    clear_run_files,
-    git_revision,
-    never_checkpointed,
-    recorded_settings,
-    rewind_to_checkpoint,
+    new_run_settings,
+    record_resume,
+    record_start,
+    resume_settings,
     segment,
     sigterm_as_exit,
     training_lock,
@@ -305,32 +303,6 @@ def train(
         return _train_locked(args, resume, progress_bar_on, command)
 
 
-def _start_run(args: TrainArgs, command: str) -> tuple[ScenarioConfig, dict[str, Any]]:
-    """Check and write the files of a new run; its scenario and hyperparameters."""
-    run_dir = Path(args.run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not never_checkpointed(run_dir):
-            raise TrainError(
-                f"run folder {run_dir} already exists and is not empty; pass --resume to continue it or "
-                "choose another --run-dir"
-            )
-        clear_run_files(run_dir)
-    config = resolve_scenario(args.scenario, args.scenario_overrides or {})
-    hp = load_hyperparams(
-        args.scenario, Path(args.hyperparams_file) if args.hyperparams_file else None, args.hp_overrides
-    )
-    check_rllib_hyperparams(hp)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "args.json", args.__dict__)
-    write_json(
-        run_dir / "config.json",
-        {"scenario": config.to_dict(), "hyperparams": hp, "algorithm": "PPO", "backend": "rllib"},
-    )
-    (run_dir / "command.txt").write_text(command + "\n")
-    (run_dir / "git_revision.txt").write_text(git_revision() + "\n")
-    return config, hp
-
-
 def _train_locked(args: TrainArgs, resume: bool, progress_bar_on: bool, command: str) -> Path:
     """:func:`train`, with the run folder locked to this process."""
     import torch
@@ -338,19 +310,13 @@ def _train_locked(args: TrainArgs, resume: bool, progress_bar_on: bool, command:
     run_dir = Path(args.run_dir)
     folder = run_dir / CHECKPOINT_DIR
     if resume:
-        state = json.loads((folder / "state.json").read_text())
-        if args.timesteps < int(state["num_timesteps"]):
-            raise TrainError(
-                f"--resume --timesteps {args.timesteps}: the run's checkpoint already has "
-                f"{int(state['num_timesteps'])} steps; pass a total of at least {int(state['num_timesteps'])}"
-            )
-        config, hp = recorded_settings(run_dir)
-        rewind_to_checkpoint(run_dir, state)
-        write_json(run_dir / "args.json", args.__dict__)
-        with (run_dir / "command.txt").open("a") as handle:
-            handle.write(command + "\n")
+        config, hp = resume_settings(args)
+        record_resume(args, command)
     else:
-        config, hp = _start_run(args, command)
+        config, hp = new_run_settings(args)
+        check_rllib_hyperparams(hp)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        record_start(args, config, hp, command, backend="rllib")
     torch.set_num_threads(args.threads)
     (run_dir / "monitor").mkdir(exist_ok=True)
     monitor = run_dir / "monitor" / f"train-{segment(run_dir)}.monitor.csv"

@@ -263,6 +263,74 @@ def resume_args(
         ) from None
 
 
+def resume_settings(args: TrainArgs) -> tuple[ScenarioConfig, dict[str, Any]]:
+    """The scenario and hyperparameters a resumed run continues with, its files rewound to the checkpoint.
+
+    The run keeps what it started with, whatever the files of the package say now. Raises
+    :class:`TrainError` when ``args.timesteps`` is below the checkpoint's steps.
+    """
+    run_dir = Path(args.run_dir)
+    state = json.loads((run_dir / CHECKPOINT_DIR / "state.json").read_text())
+    done = int(state["num_timesteps"])
+    if args.timesteps < done:
+        raise TrainError(
+            f"--resume --timesteps {args.timesteps}: the run's checkpoint already has {done} steps; "
+            f"pass a total of at least {done}"
+        )
+    config, hp = recorded_settings(run_dir)
+    rewind_to_checkpoint(run_dir, state)
+    return config, hp
+
+
+def new_run_settings(args: TrainArgs) -> tuple[ScenarioConfig, dict[str, Any]]:
+    """The scenario and hyperparameters of a new run, its folder checked (and cleared if restartable).
+
+    Raises:
+        TrainError: when the folder holds a run that reached a checkpoint (resume it instead).
+    """
+    from gpu_alloc_env.env import resolve_scenario
+    from gpu_alloc_env.train.hyperparams import load_hyperparams
+
+    run_dir = Path(args.run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not never_checkpointed(run_dir):
+            raise TrainError(
+                f"run folder {run_dir} already exists and is not empty; pass --resume to continue it or "
+                "choose another --run-dir"
+            )
+        clear_run_files(run_dir)
+    config = resolve_scenario(args.scenario, args.scenario_overrides or {})
+    hp = load_hyperparams(
+        args.scenario, Path(args.hyperparams_file) if args.hyperparams_file else None, args.hp_overrides
+    )
+    return config, hp
+
+
+def record_start(
+    args: TrainArgs, config: ScenarioConfig, hp: Mapping[str, Any], command: str, backend: str = "sb3"
+) -> None:
+    """Write a new run's ``args.json``, ``config.json``, ``command.txt`` and ``git_revision.txt``.
+
+    ``config.json`` names the backend only for RLlib runs (a missing one means Stable-Baselines3).
+    """
+    run_dir = Path(args.run_dir)
+    recorded: dict[str, Any] = {"scenario": config.to_dict(), "hyperparams": dict(hp), "algorithm": "PPO"}
+    if backend != "sb3":
+        recorded["backend"] = backend
+    write_json(run_dir / "args.json", args.__dict__)
+    write_json(run_dir / "config.json", recorded)
+    (run_dir / "command.txt").write_text(command + "\n")
+    (run_dir / "git_revision.txt").write_text(git_revision() + "\n")
+
+
+def record_resume(args: TrainArgs, command: str) -> None:
+    """Keep a resumed run's folder describing the whole run: its new total and every command."""
+    run_dir = Path(args.run_dir)
+    write_json(run_dir / "args.json", args.__dict__)
+    with (run_dir / "command.txt").open("a") as handle:
+        handle.write(command + "\n")
+
+
 def git_revision() -> str:
     """``<commit>`` of the source tree, with ``-dirty`` when it has local changes; ``unknown`` outside git."""
     root = Path(__file__).resolve().parents[1]
