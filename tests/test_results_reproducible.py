@@ -209,3 +209,26 @@ def test_the_readme_shows_the_benchmark() -> None:
     assert {("benchmark", "benchmark"), ("learned", "benchmark"), ("gap", "paper")} <= shown
     assert (ROOT / "results" / "benchmark" / "performance_profile.png").stat().st_size > 1000
     assert "results/benchmark/performance_profile.png" in (ROOT / "README.md").read_text()
+
+
+def test_the_committed_agreement_of_the_two_backends_comes_from_the_regeneration_script() -> None:
+    script = _regeneration_script()
+    for backend in ("sb3", "rllib"):
+        assert (
+            f"gpu-alloc experiment --scenario paper --backend {backend} --seeds 0 1 2 --timesteps 500000 "
+            f"--parallel 1 --runs-dir runs/agreement-{backend}"
+        ) in script
+    evaluate = (
+        "gpu-alloc evaluate --runs runs/agreement-sb3/paper-seed{0,1,2} "
+        "runs/agreement-rllib/paper-seed{0,1,2} --baselines adaptive provisioned --episodes 20 "
+        "--out results/agreement"
+    )
+    assert evaluate in script
+    assert evaluate in " ".join((ROOT / "README.md").read_text().split())
+    summary = (ROOT / "results" / "agreement" / "summary.md").read_text()
+    runs = " ".join(f"runs/agreement-{b}/paper-seed{s}" for b in ("sb3", "rllib") for s in range(3))
+    assert f"Command: `gpu-alloc evaluate --runs {runs} --baselines" in summary
+    rows = (ROOT / "results" / "agreement" / "episodes.csv").read_text().splitlines()[1:]
+    policies = [row.split(",")[0] for row in rows]
+    assert policies.count("ppo") == policies.count("ppo-rllib") == 3 * 20
+    assert "| agreement-rllib/paper-seed2 | 2 | 503808 |" in summary
