@@ -44,6 +44,14 @@ TRACE_FILE_FIELDS = ("timestamp_column", "input_tokens_column", "output_tokens_c
 MAX_LOAD_SCALE = 100.0
 """Largest ``TraceSpec.load_scale``: every request replayed 100 times (the trace's requests are
 held in memory once per replay)."""
+TTFT_SLO_FACTOR = 3.0
+"""A default ``AgentSpec.ttft_slo_s`` is this many times the TTFT of the agent's mean request on an
+idle replica: Splitwise's (Patel et al., ISCA 2024) objective for the 90th percentile, TTFT at most
+3x that of an unloaded system; 90% is the attainment DistServe (OSDI 2024) measures goodput at."""
+TPOT_SLO_FACTOR = 1.5
+"""A default ``AgentSpec.tpot_slo_s`` is this many times the TPOT of the agent's mean request on an
+idle replica: Splitwise's 90th-percentile objective for the time between tokens, at most 1.5x that
+of an unloaded system."""
 
 _reject_unknown = reject_unknown
 _build = build_checked
@@ -114,6 +122,13 @@ class AgentSpec:
     """Most requests in a batch; ``None`` takes vLLM's default for the GPU."""
     max_num_batched_tokens: int | None = None
     """Tokens per iteration (chunked prefill budget); ``None`` takes vLLM's default for the GPU."""
+    ttft_slo_s: float | None = None
+    """Time-to-first-token objective of one request to this agent (arrival at the agent to its first
+    token), for goodput (``RewardSpec.goodput_miss_usd``); ``None``: :data:`TTFT_SLO_FACTOR` times
+    the TTFT of a mean request served alone on an idle replica."""
+    tpot_slo_s: float | None = None
+    """Time-per-output-token objective (after the first token) of one request to this agent, for
+    goodput; ``None``: :data:`TPOT_SLO_FACTOR` times the TPOT of a mean request served alone."""
 
     def __post_init__(self) -> None:
         owner = f"AgentSpec({self.name!r})"
@@ -131,6 +146,15 @@ class AgentSpec:
         for name in ("max_num_seqs", "max_num_batched_tokens"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, check_int(owner, name, getattr(self, name), minimum=1))
+        _coerce_numbers(
+            self,
+            owner,
+            {
+                name: {"positive": True}
+                for name in ("ttft_slo_s", "tpot_slo_s")
+                if getattr(self, name) is not None
+            },
+        )
         _coerce_numbers(
             self,
             owner,
@@ -354,9 +378,10 @@ class WorkloadSpec:
 class RewardSpec:
     """Weights that turn the step's named costs into a reward, in dollars.
 
-    ``reward = -(cost_usd + delay_usd_per_task_s * delay_task_s + slo_miss_usd * slo_misses)
-    / reward_scale_usd`` where ``reward_scale_usd`` is the price of the whole pool for one decision
-    interval, so that holding every GPU for a step costs exactly 1.
+    ``reward = -(cost_weight * cost_usd + delay_usd_per_task_s * delay_task_s + slo_miss_usd *
+    slo_misses + goodput_miss_usd * goodput_misses) / reward_scale_usd`` where ``reward_scale_usd``
+    is the price of the whole pool for one decision interval, so that holding every GPU for a step
+    costs exactly 1.
     """
 
     cost_weight: float = 1.0
@@ -365,6 +390,10 @@ class RewardSpec:
     """Value of time: dollars charged per second a task spends in the system."""
     slo_miss_usd: float = 0.01
     """Dollars charged per task that finishes later than ``task_slo_s``."""
+    goodput_miss_usd: float = 0.0
+    """Dollars charged per request, of any agent, that completes without meeting its agent's
+    ``ttft_slo_s`` and ``tpot_slo_s`` (a request outside goodput, as serving systems count it). 0,
+    the default, leaves the reward as it was before the term existed."""
 
     def __post_init__(self) -> None:
         _coerce_numbers(
@@ -374,6 +403,7 @@ class RewardSpec:
                 "cost_weight": {"non_negative": True},
                 "delay_usd_per_task_s": {"non_negative": True},
                 "slo_miss_usd": {"non_negative": True},
+                "goodput_miss_usd": {"non_negative": True},
             },
         )
 
@@ -398,6 +428,10 @@ class Deployment:
     engine_startup_s: float
     engines: tuple[EngineSpec, ...]
     """One per agent, in agent order."""
+    ttft_slo_s: tuple[float, ...]
+    """Each agent's TTFT objective: its ``ttft_slo_s``, or the default derived from its engine."""
+    tpot_slo_s: tuple[float, ...]
+    """Each agent's TPOT objective: its ``tpot_slo_s``, or the default derived from its engine."""
 
 
 @dataclass(frozen=True)
@@ -524,6 +558,10 @@ class ScenarioConfig:
                     "dtype='fp8' or a GPU with more memory"
                 )
             engines.append(engine)
+        unloaded = [
+            engine.lone_ttft_tpot_s(agent.input_tokens_mean, agent.output_tokens_mean)
+            for agent, engine in zip(self.agents, engines, strict=True)
+        ]
         return Deployment(
             gpu=gpu,
             platform=platform,
@@ -537,6 +575,14 @@ class ScenarioConfig:
             weight_source=source,
             engine_startup_s=startup,
             engines=tuple(engines),
+            ttft_slo_s=tuple(
+                a.ttft_slo_s if a.ttft_slo_s is not None else TTFT_SLO_FACTOR * ttft
+                for a, (ttft, _) in zip(self.agents, unloaded, strict=True)
+            ),
+            tpot_slo_s=tuple(
+                a.tpot_slo_s if a.tpot_slo_s is not None else TPOT_SLO_FACTOR * tpot
+                for a, (_, tpot) in zip(self.agents, unloaded, strict=True)
+            ),
         )
 
     @property

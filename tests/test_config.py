@@ -390,6 +390,16 @@ BAD_OVERRIDES: list[tuple[dict[str, Any], str]] = [
         {"agents": {"code": {"request_slo_s": "8"}}},
         r"AgentSpec\('code'\)\.request_slo_s must be a number, got '8'",
     ),
+    (
+        {"agents": {"code": {"tpot_slo_s": "fast"}}},
+        r"AgentSpec\('code'\)\.tpot_slo_s must be a number, got 'fast'",
+    ),
+    ({"agents": {"code": {"ttft_slo_s": 0}}}, r"AgentSpec\('code'\)\.ttft_slo_s must be > 0, got 0\.0"),
+    (
+        {"agents": {"code": {"tpot_slo_s": math.inf}}},
+        r"AgentSpec\('code'\)\.tpot_slo_s must be finite, got inf",
+    ),
+    ({"reward": {"goodput_miss_usd": -0.01}}, r"RewardSpec\.goodput_miss_usd must be >= 0, got -0\.01"),
     ({"workload": 5}, r"ScenarioConfig\.workload must be a WorkloadSpec, got 5"),
     ({"reward": "none"}, r"ScenarioConfig\.reward must be a RewardSpec, got 'none'"),
     ({"workload": {"pattern": "weekly"}}, r"WorkloadSpec\.pattern must be one of .*'trace'\], got 'weekly'"),
@@ -604,6 +614,17 @@ def test_from_dict_fills_defaults_for_missing_optional_fields() -> None:
     assert config.capacity_gpus == 12 and config.agents == paper.agents
     assert config.gpu_spec.name == "h100-80gb" and config.platform_spec.name == "runpod"
     assert config.scale_down == "drain" and config.keep_alive_s is None
+
+
+def test_a_config_saved_before_the_goodput_fields_loads_with_their_defaults() -> None:
+    paper = make_scenario()
+    data = _paper_dict()
+    del data["reward"]["goodput_miss_usd"]
+    for agent in data["agents"]:
+        del agent["ttft_slo_s"], agent["tpot_slo_s"]
+    assert ScenarioConfig.from_dict(data) == paper
+    assert paper.reward.goodput_miss_usd == 0.0
+    assert all(a.ttft_slo_s is None and a.tpot_slo_s is None for a in paper.agents)
 
 
 def _paper_dict() -> dict[str, Any]:

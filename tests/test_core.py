@@ -21,8 +21,16 @@ import pytest
 from numpy.typing import NDArray
 from scripted import ScriptedTask, scripted_sim
 
-from gpu_alloc_env.config import AgentSpec, ScenarioConfig, TraceSpec, WorkloadSpec
+from gpu_alloc_env.config import (
+    TPOT_SLO_FACTOR,
+    TTFT_SLO_FACTOR,
+    AgentSpec,
+    ScenarioConfig,
+    TraceSpec,
+    WorkloadSpec,
+)
 from gpu_alloc_env.core.metrics import episode_metrics
+from gpu_alloc_env.core.reward import reward_components
 from gpu_alloc_env.core.simulator import BatchSimulator, StepStats
 from gpu_alloc_env.core.state import DONE, KIND_AGGREGATE, KIND_PLAN, KIND_SPECIALIST
 from gpu_alloc_env.serving.engine import BLOCK_TOKENS
@@ -382,6 +390,76 @@ def test_a_task_later_than_its_slo_is_a_miss(slo_factor: float, attained: float)
     stats = step(sim, [1], 2)
     assert sum(int(s.slo_misses[0]) for s in stats) == int(attained == 0.0)
     assert episode_metrics(sim)["slo_attainment"] == attained
+
+
+@pytest.mark.parametrize(
+    ("ttft_factor", "tpot_factor", "misses"),
+    [(2.0, 2.0, 0), (0.5, 2.0, 1), (2.0, 0.5, 1), (0.5, 0.5, 1), (1.0, 1.0, 0)],
+)
+def test_goodput_counts_a_request_past_its_ttft_or_tpot_objective(
+    ttft_factor: float, tpot_factor: float, misses: int
+) -> None:
+    # The request of the first test (100 prompt, 4 output tokens at 5.25): TTFT is its prefill,
+    # TPOT its three decodes over three. At exactly its objective a request is good.
+    config = scenario()
+    coef = coef_of(config)
+    ttft = it(coef, 1, 100, 0, 100 * 101 / 2)
+    tpot = (it(coef, 1, 1, 100, 101) + it(coef, 1, 1, 101, 102) + it(coef, 1, 1, 102, 103)) / 3
+    sim = warm_sim(config, [ScriptedTask(5.25, (100.0, 4.0))], [1])
+    step(sim, [1], 4)
+    (row,) = rows(sim)
+    assert row["first_token_s"] - row["arrival_s"] == near(ttft)
+    assert (row["done_s"] - row["first_token_s"]) / 3 == near(tpot)
+    # The objectives as multiples of the times the kernel measured (factor 1: exactly at them).
+    objectives = {
+        "ttft_slo_s": ttft_factor * (row["first_token_s"] - row["arrival_s"]),
+        "tpot_slo_s": tpot_factor * (row["done_s"] - row["first_token_s"]) / 3,
+    }
+    priced = config.replace(agents={"coordinator": objectives}, reward={"goodput_miss_usd": 0.02})
+    sim = warm_sim(priced, [ScriptedTask(5.25, (100.0, 4.0))], [1])
+    stats = step(sim, [1], 4)
+    assert 5.25 < rows(sim)[0]["done_s"] < 6.0
+    assert [int(s.goodput_misses.sum()) for s in stats] == [0, misses, 0, 0]  # counted as it completes
+    goodput = [float(reward_components(priced, s)["goodput"][0]) for s in stats]
+    assert goodput[1] == pytest.approx(-0.02 * misses / priced.reward_scale_usd)
+    assert goodput[0] == goodput[2] == goodput[3] == 0.0
+
+
+def test_goodput_judges_tpot_only_from_two_output_tokens() -> None:
+    # A one-token answer has no TPOT: however tight the TPOT objective, only its TTFT counts.
+    config = scenario(agents=[agent("coordinator", "coordinator", ttft_slo_s=10.0, tpot_slo_s=1e-9)])
+    sim = warm_sim(config, [ScriptedTask(4.0, (500.0, 1.0)), ScriptedTask(4.5, (500.0, 2.0))], [1])
+    stats = step(sim, [1])
+    assert rows(sim)["generated"].tolist() == [1, 2] and (rows(sim)["state"] == DONE).all()
+    assert int(stats[0].goodput_misses.sum()) == 1  # the two-token answer's TPOT
+    relaxed = config.replace(agents={"coordinator": {"tpot_slo_s": 10.0}})
+    sim = warm_sim(relaxed, [ScriptedTask(4.0, (500.0, 1.0)), ScriptedTask(4.5, (500.0, 2.0))], [1])
+    assert int(step(sim, [1])[0].goodput_misses.sum()) == 0
+
+
+def test_goodput_misses_are_counted_per_agent_when_their_requests_complete() -> None:
+    # Plan at 4.5 on the coordinator, then a call to the specialist, whose TTFT objective is
+    # tighter than its prefill: one miss, the specialist's, counted in the interval it completes.
+    specialist = agent("specialist", ttft_slo_s=1e-6)
+    config = scenario([agent("coordinator", "coordinator"), specialist])
+    task = ScriptedTask(4.5, (20.0, 2.0), calls=[(1, 50.0, 3.0)])
+    sim = warm_sim(config, [task], [1, 1])
+    stats = step(sim, [1, 1], 2)
+    misses = np.sum([s.goodput_misses[0] for s in stats], axis=0)
+    assert misses.tolist() == [0, 1]
+    specialist_row = rows(sim)[1]
+    completed_in = int(specialist_row["done_s"]) - 4
+    assert int(stats[completed_in].goodput_misses[0, 1]) == 1
+
+
+def test_default_goodput_objectives_are_multiples_of_an_unloaded_mean_request() -> None:
+    config = scenario([agent("coordinator", "coordinator", input_tokens_mean=100.0, output_tokens_mean=4.0)])
+    coef = coef_of(config)
+    ttft, latency = lone_request_s(coef, 100, 4)
+    assert config.deployment.ttft_slo_s == (pytest.approx(TTFT_SLO_FACTOR * ttft, rel=1e-12),)
+    assert config.deployment.tpot_slo_s == (pytest.approx(TPOT_SLO_FACTOR * (latency - ttft) / 3, rel=1e-12),)
+    given = config.replace(agents={"coordinator": {"ttft_slo_s": 0.5, "tpot_slo_s": 0.02}})
+    assert given.deployment.ttft_slo_s == (0.5,) and given.deployment.tpot_slo_s == (0.02,)
 
 
 def test_in_flight_tasks_enter_latency_statistics_at_their_age() -> None:

@@ -216,6 +216,40 @@ def test_reward_weights_scale_their_components() -> None:
     assert a["reward_components"]["delay"] < 0.0
 
 
+@pytest.mark.parametrize("name", ["paper", "bursty", "diurnal"])
+def test_the_goodput_term_at_its_default_weight_leaves_the_reward_as_it_was(name: str) -> None:
+    # The reward before the goodput term: cost + delay + slo, summed in that order.
+    env = GpuAllocEnv(name, episode_length_s=120.0)
+    env.reset(seed=4)
+    misses = 0
+    for k in range(120):
+        _, reward, _, _, info = env.step(np.array([3.0, 2.0, 3.0, 2.0 - (k // 60)], np.float32))
+        parts = info["reward_components"]
+        assert parts["goodput"] == 0.0
+        assert reward == 0.0 + parts["cost"] + parts["delay"] + parts["slo"]  # bit for bit
+        misses += info["metrics"]["goodput_misses"]
+    assert misses > 0  # counted (and reported) whatever the weight
+
+
+def test_the_goodput_weight_prices_each_request_outside_goodput() -> None:
+    action = np.array([1.0, 1.0, 1.0, 1.0], np.float32)
+    base = GpuAllocEnv("paper", episode_length_s=90.0)
+    priced = GpuAllocEnv("paper", reward={"goodput_miss_usd": 0.05}, episode_length_s=90.0)
+    base.reset(seed=3)
+    priced.reset(seed=3)
+    scale = base.config.reward_scale_usd
+    charged = 0
+    for _ in range(90):
+        _, r0, _, _, a = base.step(action)
+        _, r1, _, _, b = priced.step(action)
+        misses = b["metrics"]["goodput_misses"]
+        charged += misses
+        assert a["metrics"]["goodput_misses"] == misses
+        assert b["reward_components"]["goodput"] == pytest.approx(-0.05 * misses / scale)
+        assert r1 == pytest.approx(r0 - 0.05 * misses / scale)
+    assert charged > 0
+
+
 @pytest.mark.parametrize("name", ["static", "round_robin", "adaptive"])
 def test_stable_baselines3_evaluate_policy_scores_a_baseline(name: str) -> None:
     env = gym.make("GpuAlloc-v1", **SHORT)

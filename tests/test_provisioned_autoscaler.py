@@ -96,6 +96,18 @@ def test_a_scenario_read_back_from_json_keeps_its_fingerprint() -> None:
     assert fingerprint(PAPER.replace(capacity_gpus=20)) != fingerprint(PAPER)
 
 
+def test_the_goodput_fields_change_the_fingerprint_only_away_from_their_defaults() -> None:
+    # The records were tuned before the goodput fields existed; at their defaults they still apply.
+    assert (
+        fingerprint(PAPER)
+        == json.loads((PACKAGED_TUNED_DIR / "paper.provisioned.json").read_text())["fingerprint"]
+    )
+    assert fingerprint(PAPER.replace(reward={"goodput_miss_usd": 0.0})) == fingerprint(PAPER)
+    assert fingerprint(PAPER.replace(reward={"goodput_miss_usd": 0.01})) != fingerprint(PAPER)
+    assert fingerprint(PAPER.replace(agents={"code": {"ttft_slo_s": 2.0}})) != fingerprint(PAPER)
+    assert fingerprint(PAPER.replace(agents={"code": {"tpot_slo_s": 0.1}})) != fingerprint(PAPER)
+
+
 class Feed:
     """Drives an autoscaler one decision at a time with chosen concurrency and ready replicas."""
 

@@ -340,6 +340,9 @@ def test_training_shaping_changes_only_the_training_scenario() -> None:
     assert shaped.task_slo_s == 35.0 and shaped.reward.slo_miss_usd == 0.1
     assert shaped.replace(task_slo_s=config.task_slo_s, reward=config.reward) == config
     assert training_config(config, load_hyperparams("bursty")) == config
+    # train_reward merges into the scenario's reward: the fields it does not name keep their values.
+    priced = training_config(config, {"train_reward": {"goodput_miss_usd": 0.02}})
+    assert priced.reward == config.reward.replace(goodput_miss_usd=0.02)
     with pytest.raises(ConfigError, match="unknown ScenarioConfig field"):
         training_config(config, {"train_overrides": {"slo": 35}})
 

@@ -19,16 +19,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpu_alloc_env.config import ConfigError, ScenarioConfig
+from gpu_alloc_env.config import AgentSpec, ConfigError, RewardSpec, ScenarioConfig
 
 PACKAGED_TUNED_DIR = Path(__file__).resolve().parent.parent / "data" / "tuned"
 """Where the package keeps the tuned settings of its preset scenarios."""
 
 
+LATER_FIELDS: dict[type, dict[str, Any]] = {
+    AgentSpec: {"ttft_slo_s": None, "tpot_slo_s": None},
+    RewardSpec: {"goodput_miss_usd": 0.0},
+}
+"""Fields added after records were written, left out of the fingerprint while at these values (their
+defaults, which change nothing the records were tuned on), so that the records stay valid."""
+
+
 def _canonical(value: Any) -> Any:
     """``value`` with mappings sorted and numbers as floats, so equal settings serialise alike."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        later = LATER_FIELDS.get(type(value), {})
+        value = {
+            f.name: getattr(value, f.name)
+            for f in dataclasses.fields(value)
+            if not (f.name in later and getattr(value, f.name) == later[f.name])
+        }
     if isinstance(value, Mapping):
         return {str(key): _canonical(item) for key, item in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, (list, tuple)):

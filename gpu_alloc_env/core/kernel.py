@@ -64,6 +64,7 @@ OUT_AGENT = np.dtype(
     [
         ("requests_arrived", np.int64),
         ("requests_completed", np.int64),
+        ("goodput_misses", np.int64),  # requests completed past their agent's TTFT or TPOT objective
         ("billed_gpu_s", np.float64),
         ("busy_gpu_s", np.float64),  # GPU-seconds of replicas running iterations
         ("cold_starts", np.int64),
@@ -537,6 +538,25 @@ def finish_task(s: SimState, p: Params, b: int, task: int, t: float, t1: float, 
 
 
 @njit(cache=True)
+def meets_goodput_slos(s: SimState, p: Params, b: int, i: int) -> bool:
+    """Whether completed request ``i`` met its agent's TTFT and TPOT objectives (TPOT: two tokens or more).
+
+    TTFT runs from the request's arrival at its agent to its first token; TPOT is the mean time per
+    output token after the first, as :func:`gpu_alloc_env.core.metrics.request_times` reports them.
+    """
+    n = s.rq[b, i]["agent"]
+    first_s = s.rq[b, i]["first_token_s"]
+    if first_s - s.rq[b, i]["arrival_s"] > p.agents[n]["ttft_slo_s"]:
+        return False
+    generated = s.rq[b, i]["generated"]
+    if generated < 2:
+        return True
+    tpot_s = (s.rq[b, i]["done_s"] - first_s) / (generated - 1)
+    met: bool = tpot_s <= p.agents[n]["tpot_slo_s"]
+    return met
+
+
+@njit(cache=True)
 def on_complete(
     s: SimState, p: Params, b: int, i: int, t: float, t1: float, heap: EventHeap, out: StepOut
 ) -> None:
@@ -544,6 +564,8 @@ def on_complete(
     n = s.rq[b, i]["agent"]
     out.agent[b, n]["requests_completed"] += 1
     out.env[b]["output_tokens"] += s.rq[b, i]["generated"]
+    if not meets_goodput_slos(s, p, b, i):
+        out.agent[b, n]["goodput_misses"] += 1
     task = s.rq[b, i]["task"]
     kind = s.rq[b, i]["kind"]
     if kind == KIND_PLAN:

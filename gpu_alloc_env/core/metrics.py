@@ -74,6 +74,7 @@ def step_metrics(sim: BatchSimulator, stats: StepStats) -> dict[str, NDArray[np.
         "delay_task_s": stats.delay_task_s,
         "requests_arrived": stats.requests_arrived.sum(axis=1),
         "requests_completed": stats.requests_completed.sum(axis=1),
+        "goodput_misses": stats.goodput_misses.sum(axis=1),
         "output_tokens": stats.output_tokens,
         "cost_usd": stats.cost_usd,
         "busy_gpu_s": stats.busy_gpu_s.sum(axis=1),

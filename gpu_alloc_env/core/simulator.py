@@ -103,6 +103,8 @@ class StepStats:
     """Task-seconds spent in the system during the interval (tasks in flight, integrated)."""
     requests_arrived: IntArray
     requests_completed: IntArray
+    goodput_misses: IntArray
+    """(B, N) requests completed in the interval past their agent's ``ttft_slo_s`` or ``tpot_slo_s``."""
     output_tokens: FloatArray
     """Output tokens of the requests completed in the interval."""
     billed_gpu_s: FloatArray
@@ -333,6 +335,7 @@ class BatchSimulator:
             delay_task_s=env["delay_task_s"],
             requests_arrived=agent["requests_arrived"],
             requests_completed=agent["requests_completed"],
+            goodput_misses=agent["goodput_misses"],
             output_tokens=env["output_tokens"],
             billed_gpu_s=agent["billed_gpu_s"],
             busy_gpu_s=agent["busy_gpu_s"],

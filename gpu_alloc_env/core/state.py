@@ -140,6 +140,8 @@ AGENT_PARAMS = np.dtype(
         ("max_len", I8),  # longest request (prompt and output) a replica accepts
         ("cold_start_s", F8),
         ("max_replicas", I8),
+        ("ttft_slo_s", F8),  # goodput objectives of one request
+        ("tpot_slo_s", F8),
     ]
 )
 
@@ -191,6 +193,8 @@ def make_params(config: ScenarioConfig) -> Params:
     agents["max_len"] = [e.max_model_len for e in engines]
     agents["cold_start_s"] = [e.cold_start_s for e in engines]
     agents["max_replicas"] = [a.max_replicas for a in config.agents]
+    agents["ttft_slo_s"] = config.deployment.ttft_slo_s
+    agents["tpot_slo_s"] = config.deployment.tpot_slo_s
     priority = np.array([a.priority for a in config.agents])
     return Params(
         agents=agents,

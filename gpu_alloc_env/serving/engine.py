@@ -120,6 +120,16 @@ class EngineSpec:
         )
         return ttft, ttft + decode
 
+    def lone_ttft_tpot_s(self, prompt_tokens: float, output_tokens: float) -> tuple[float, float]:
+        """(TTFT, TPOT) of one request served alone on an idle replica (:meth:`lone_request_s`).
+
+        TPOT is the mean time per output token after the first; a request of fewer than two
+        output tokens is taken as two, so that it has one.
+        """
+        output = max(float(output_tokens), 2.0)
+        ttft, latency = self.lone_request_s(np.array([prompt_tokens]), np.array([output]))
+        return float(ttft[0]), float((latency[0] - ttft[0]) / (output - 1.0))
+
 
 def default_engine(
     model: ModelSpec,
