@@ -139,10 +139,11 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
 
     ## Rewards
     The negative of the interval's dollar cost, in units of the price of the whole pool for one
-    interval, as three named components (``info["reward_components"]``):
+    interval, as four named components (``info["reward_components"]``):
     ``cost`` = -``cost_weight`` x dollars billed; ``delay`` = -``delay_usd_per_task_s`` x task-seconds
     spent in the system during the interval; ``slo`` = -``slo_miss_usd`` x tasks completed later
-    than ``task_slo_s``.
+    than ``task_slo_s``; ``goodput`` = -``goodput_miss_usd`` (0 unless set) x requests completed
+    past their agent's ``ttft_slo_s`` or ``tpot_slo_s``.
 
     ## Starting State
     Every agent scaled to zero, queues empty; the workload (arrivals, which specialists each task
@@ -156,10 +157,11 @@ class GpuAllocEnv(gym.Env[ObsType, ActType]):
     ## Info
     Every step: ``reward_components``, ``metrics`` (the interval's additive quantities: tasks
     arrived, completed and in flight, the sum of completed tasks' latencies, SLO misses, delay,
-    requests arrived and completed, output tokens, dollars, busy and billed GPU-seconds, allocated
-    share of capacity, cold starts, preemptions, re-queued, truncated and evicted counts, queued and
-    running requests per agent), ``replicas`` (the replicas starting or serving after the
-    allocation), ``requested_replicas``, ``repairs`` and ``action_repair_replicas``.
+    requests arrived and completed, requests completed outside goodput, output tokens, dollars,
+    busy and billed GPU-seconds, allocated share of capacity, cold starts, preemptions, re-queued,
+    truncated and evicted counts, queued and running requests per agent), ``replicas`` (the
+    replicas starting or serving after the allocation), ``requested_replicas``, ``repairs`` and
+    ``action_repair_replicas``.
 
     ## Arguments
     | Argument        | Default   | Meaning                                                   |
