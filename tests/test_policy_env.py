@@ -42,16 +42,20 @@ def random_actions(rng: np.random.Generator, action: str) -> np.ndarray:
 @pytest.mark.parametrize("action", sorted(ACTIONS))
 @pytest.mark.parametrize("action_repeat", [1, 5])
 @pytest.mark.parametrize("baseline", [None, "provisioned", "adaptive"])
+@pytest.mark.parametrize("frame_stack", [1, 3])
 def test_same_seeds_and_actions_give_batch_vec_envs_transitions(
-    action: str, action_repeat: int, baseline: str | None
+    action: str, action_repeat: int, baseline: str | None, frame_stack: int
 ) -> None:
     hp = {**ACTIONS[action], "action_repeat": action_repeat, "reward_baseline": baseline}
+    hp["frame_stack"] = frame_stack
     if baseline == "provisioned":
         hp["offset_base"] = BASE  # the constant it holds (the scenario's tuned one is for 600 s episodes)
     if baseline == "adaptive":
         hp["train_reward"] = {"delay_usd_per_task_s": 0.004}  # the training shaping, applied to both
     sb3 = build_env(CONFIG, hp, B, None)  # VecMonitor over BatchVecEnv, as gpu-alloc train builds it
     env = build_policy_env(CONFIG, hp, B)
+    assert sb3.observation_space == env.single_observation_space
+    assert env.single_observation_space.shape == (frame_stack * (13 * 4 + 5),)
     sb3.seed(40)
     np.testing.assert_array_equal(env.reset(seed=40)[0], sb3.reset())
     rng = np.random.default_rng(3)
@@ -126,6 +130,76 @@ def test_reward_statistics_restore_and_refuse_another_discount() -> None:
         ).reward_normaliser
         is None
     )
+
+
+def decision_observations(
+    hp: dict[str, Any], seeds: list[int], actions: list[np.ndarray]
+) -> list[np.ndarray]:
+    """The unstacked (B, D) observations of a PolicyVectorEnv's reset and of each of its steps.
+
+    That is each decision's observation, plus each episode's last (the step it ends) before the
+    next episode's first (the reset step).
+    """
+    env = build_policy_env(CONFIG, {**hp, "frame_stack": 1}, B)
+    seen = [env.reset(seed=seeds)[0]]
+    for action in actions:
+        seen.append(env.step(action)[0])
+    return seen
+
+
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_a_stacked_observation_is_the_last_decisions_oldest_first(action: str) -> None:
+    k, repeat = 3, 5  # 4 decisions an episode
+    hp = {**ACTIONS[action], "action_repeat": repeat, "frame_stack": k}
+    env = build_policy_env(CONFIG, hp, B)
+    sb3 = build_env(CONFIG, hp, B, None)
+    size = 13 * 4 + 5
+    plain_space = GpuAllocVectorEnv(1, CONFIG).single_observation_space
+    for space in (env.single_observation_space, sb3.observation_space):
+        assert space.shape == (k * size,) and space.dtype == np.float32
+        np.testing.assert_array_equal(space.low, np.tile(plain_space.low, k))
+        np.testing.assert_array_equal(space.high, np.tile(plain_space.high, k))
+    assert env.observation_space.shape == (B, k * size)
+    rng = np.random.default_rng(9)
+    actions = [random_actions(rng, action) for _ in range(12)]  # two episodes (each + a reset step), 2 more
+    raw = decision_observations(hp, [5, 6, 7], actions)
+    stacked = [env.reset(seed=[5, 6, 7])[0]]
+    stacked += [env.step(a)[0] for a in actions]
+    sb3.seed(5)
+    sb3_first = sb3.reset()
+    np.testing.assert_array_equal(sb3_first, stacked[0])
+    # Per episode: decisions 0-3, then the last observation (the step it ends), then the reset step.
+    for start in (0, 5):
+        first = raw[start]
+        episode = [first, first, *raw[start : start + 5]]  # the first decision sees the first K times
+        for d in range(5):  # decisions 0..3 and the episode's last observation
+            expected = np.concatenate(episode[d : d + k], axis=1)
+            np.testing.assert_array_equal(stacked[start + d], expected)
+    np.testing.assert_array_equal(stacked[10], np.tile(raw[10], (1, k)))  # the third episode's first
+    np.testing.assert_array_equal(stacked[11], np.concatenate([raw[10], raw[10], raw[11]], axis=1))
+    # BatchVecEnv: the same stacks, with the last one as the terminal observation.
+    sb3_actions = [a for i, a in enumerate(actions) if i not in (4, 9)]  # no reset steps
+    sb3_stacked = [sb3.step(a) for a in sb3_actions]
+    np.testing.assert_array_equal(
+        np.stack([info["terminal_observation"] for info in sb3_stacked[3][3]]), stacked[4]
+    )
+    np.testing.assert_array_equal(sb3_stacked[3][0], stacked[5])
+
+
+def test_the_transform_reads_the_current_observation_not_the_stack() -> None:
+    # need_scale reads the observation; stacked or not, the same actions give the same rewards.
+    hp = {**ACTIONS["need_scale"], "action_repeat": 5}
+    plain, stacked = build_policy_env(CONFIG, hp, B), build_policy_env(CONFIG, {**hp, "frame_stack": 4}, B)
+    plain.reset(seed=1)
+    stacked.reset(seed=1)
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        actions = random_actions(rng, "need_scale")
+        plain_obs, plain_rewards, *_ = plain.step(actions)
+        obs, rewards, *_ = stacked.step(actions)
+        np.testing.assert_array_equal(rewards, plain_rewards)
+        np.testing.assert_array_equal(obs[:, -plain_obs.shape[1] :], plain_obs)  # newest last
+    assert stacked.stepper.obs is not None and stacked.stepper.obs.shape == (B, 13 * 4 + 5)
 
 
 def test_validation_environments_step_the_scenario_as_it_is() -> None:
@@ -224,6 +298,9 @@ def test_bad_actions_and_settings_are_named() -> None:
         build_policy_env(CONFIG, {**ACTIONS["need_scale"], "action_repeat": 3}, 2)
     with pytest.raises(ValueError, match=r"action_repeat must be a positive int, got 0"):
         PolicyVectorEnv(CONFIG, 2, env.transform, action_repeat=0)
+    for wrong_k in (0, 2.0, True):
+        with pytest.raises(ValueError, match=rf"frame_stack must be a positive int .*got {wrong_k!r}"):
+            PolicyVectorEnv(CONFIG, 2, env.transform, frame_stack=wrong_k)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"worker_index must be an int >= 0 .*got -1"):
         PolicyVectorEnv(CONFIG, 2, env.transform, worker_index=-1)
     with pytest.raises(ValueError, match=r"list of 2 seeds .*got \[1, 2, 3\]"):

@@ -180,6 +180,8 @@ def test_new_run_refuses_a_used_folder_and_resume_needs_a_checkpoint(tiny_run: P
         ({"action": "offset", "offset_base": [9, 9, 9, 9]}, "exceed the agents. max_replicas"),
         ({"action_repeat": 0}, "action_repeat must be a positive integer, got 0"),
         ({"action_repeat": 3}, r"action_repeat=3 does not divide the episode's 20 decision intervals"),
+        ({"frame_stack": 0}, "frame_stack must be a positive integer, got 0"),
+        ({"frame_stack": 2.5}, "frame_stack must be a positive integer, got 2.5"),
         (
             {"reward_baseline": "oracle"},
             "reward_baseline must be provisioned, adaptive or null, got 'oracle'",

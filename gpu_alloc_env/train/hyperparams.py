@@ -35,6 +35,7 @@ ENV_KEYS = (
     "normalize_reward",
     "reward_baseline",
     "action_repeat",
+    "frame_stack",
     "eval_freq_steps",
     "eval_episodes",
     "train_reward",
@@ -105,6 +106,7 @@ RESERVED_KEYS = {
 _POSITIVE_INTS = (
     "n_envs",
     "action_repeat",
+    "frame_stack",
     "eval_freq_steps",
     "eval_episodes",
     "n_steps",

@@ -5,14 +5,16 @@ the same environments (:class:`~gpu_alloc_env.train.stepper.PolicyStepper`: the 
 ``action_repeat`` and the paired reward), behind the interface RLlib's env runners step, a
 :class:`gymnasium.vector.VectorEnv` with ``NEXT_STEP`` autoreset. Its action space is the
 transform's, batched (``[-1, 1]^N`` boxes, or ``MultiDiscrete`` for ``offset``); its observation
-space is the scenario's, batched.
+space is the scenario's, batched, or with ``frame_stack`` K > 1 the last K decision-time
+observations side by side, oldest first (K times as wide; the stepper's).
 
 **The same transitions as BatchVecEnv.** Given the same seeds and the same actions, every step
 returns the same rewards (``float32``, summed over the held steps, paired if configured), the same
 observations and the same episode ends as ``BatchVecEnv``, plus one step per episode end:
 
-* the step an episode ends returns that episode's last observation, ``truncated`` True (episodes
-  end by truncation, never termination) and ``episode_metrics`` in the info;
+* the step an episode ends returns that episode's last observation (with K > 1 stacked onto the
+  episode's earlier ones, as ``BatchVecEnv``'s ``terminal_observation``), ``truncated`` True
+  (episodes end by truncation, never termination) and ``episode_metrics`` in the info;
 * the next step only resets: it ignores its action (which must still have the right shape),
   returns the next episode's first observation with reward 0 and no truncation, and steps no
   simulator. Every environment of the batch starts together (:meth:`PolicyVectorEnv.reset` resets
@@ -147,6 +149,7 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
             reward (the paired reward); None keeps the scenario's reward.
         action_repeat: decision intervals each action is held for; it must divide the episode's
             decision intervals.
+        frame_stack: decision-time observations the policy sees at once, oldest first.
         worker_index: the RLlib env runner this environment belongs to (0: the local one), for
             the seed rule of the module docstring. RLlib's vector entry point passes its creator a
             plain dict without the ``EnvContext``'s ``worker_index``: a creator that cannot see it
@@ -167,15 +170,16 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
         action_repeat: int = 1,
         worker_index: int = 0,
         normalize_reward_gamma: float | None = None,
+        frame_stack: int = 1,
     ) -> None:
         if isinstance(worker_index, bool) or not isinstance(worker_index, int) or worker_index < 0:
             raise ValueError(
                 f"worker_index must be an int >= 0 (RLlib's env runner index), got {worker_index!r}"
             )
-        self.stepper = PolicyStepper(config, num_envs, transform, reward_baseline, action_repeat)
+        self.stepper = PolicyStepper(config, num_envs, transform, reward_baseline, action_repeat, frame_stack)
         self.worker_index = worker_index
         self.num_envs = self.stepper.num_envs
-        self.single_observation_space = self.stepper.vector.single_observation_space
+        self.single_observation_space = self.stepper.single_observation_space
         self.single_action_space: spaces.Space[Any] = transform.action_space()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
@@ -191,6 +195,8 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
         self.finished_returns: deque[float] = deque(maxlen=FINISHED_RETURNS_KEPT)
         """Returns of the latest finished episodes, before normalisation (paired and shaped as
         trained), for a training log; :meth:`take_finished_returns` empties it."""
+        self._obs: ObsArray | None = None
+        """The policy's observation for the next action (after an end, the next episodes' first)."""
 
     @property
     def config(self) -> ScenarioConfig:
@@ -206,6 +212,11 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
     def action_repeat(self) -> int:
         """Decision intervals each action is held for."""
         return self.stepper.action_repeat
+
+    @property
+    def frame_stack(self) -> int:
+        """Decision-time observations the policy sees at once."""
+        return self.stepper.frame_stack
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
@@ -236,13 +247,14 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
         obs = self.stepper.reset(seeds)
         self._ended = False
         self._returns[:] = 0.0
+        self._obs = obs
         return obs.copy(), {}
 
     def step(
         self, actions: NDArray[Any]
     ) -> tuple[ObsArray, NDArray[np.float32], NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]]:
         """One decision of the policy for every environment (the module docstring's autoreset)."""
-        if self.stepper.obs is None:
+        if self._obs is None:
             raise RuntimeError("call reset() before step()")
         actions = np.asarray(actions)
         terminated = np.zeros(self.num_envs, dtype=bool)
@@ -250,7 +262,7 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
             self.stepper.check_actions(actions)
             self._ended = False
             nothing = np.zeros(self.num_envs, np.float32)
-            return self.stepper.obs.copy(), nothing, terminated, terminated.copy(), {}
+            return self._obs.copy(), nothing, terminated, terminated.copy(), {}
         obs, rewards, truncated, info = self.stepper.step(actions)
         self._returns += rewards
         if truncated.any():
@@ -258,6 +270,7 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
             self._returns[truncated] = 0.0
         if self.reward_normaliser is not None:
             rewards = self.reward_normaliser(rewards, truncated)
+        self._obs = obs
         if not truncated.any():
             return obs.copy(), rewards.astype(np.float32), terminated, truncated, {}
         if not truncated.all():  # cannot happen: the environments start together, episodes are equal
@@ -308,4 +321,5 @@ def build_policy_env(
         normalize_reward_gamma=(
             float(hp.get("gamma", 0.99)) if training and hp.get("normalize_reward", False) else None
         ),
+        frame_stack=settings.frame_stack,
     )

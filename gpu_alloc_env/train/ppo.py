@@ -65,6 +65,7 @@ def build_env(
             settings.transform,
             reward_baseline=settings.reward_baseline,
             action_repeat=settings.action_repeat,
+            frame_stack=settings.frame_stack,
         ),
         filename=str(monitor_file) if monitor_file else None,
     )

@@ -14,7 +14,12 @@ and actions:
   (:func:`check_action_repeat`), so that every episode is a whole number of decisions;
 * **the paired reward** (``reward_baseline``): a shadow vector environment replays the same
   episodes (same seeds) under a baseline policy, and each step's reward is the policy's minus the
-  baseline's (:mod:`gpu_alloc_env.train.vec_env` explains why).
+  baseline's (:mod:`gpu_alloc_env.train.vec_env` explains why);
+* **the stacked observation** (``frame_stack``): the policy sees its last K decision-time
+  observations side by side, oldest first and the current one last (a (B, K*D) array), so that
+  it can tell a rising arrival rate from a steady one; an episode's first decision sees its first
+  observation K times (:func:`start_history`, :func:`push_history`). The action transform still
+  reads the current (B, D) observation alone. K = 1 (the default) is the observation itself.
 
 The simulator autoresets on the step an episode ends (``SAME_STEP``); the adapters present that as
 their interface requires. :func:`env_settings` reads what a run's hyperparameters ask for, for both.
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from numpy.typing import NDArray
 
@@ -58,6 +64,43 @@ def check_action_repeat(config: ScenarioConfig, action_repeat: int) -> int:
     return action_repeat
 
 
+def check_frame_stack(frame_stack: int) -> int:
+    """``frame_stack``, checked: a positive int (ValueError naming it); 1 stacks nothing."""
+    if isinstance(frame_stack, bool) or not isinstance(frame_stack, int) or frame_stack < 1:
+        raise ValueError(
+            f"frame_stack must be a positive int (the decisions the policy sees; 1: the current one "
+            f"alone), got {frame_stack!r}"
+        )
+    return frame_stack
+
+
+def stacked_space(space: spaces.Space[Any], frame_stack: int) -> spaces.Space[Any]:
+    """The space of ``frame_stack`` observations of the box ``space`` side by side (``space`` for 1)."""
+    if frame_stack == 1:
+        return space
+    if not isinstance(space, spaces.Box):
+        raise TypeError(f"only a Box observation space can be stacked, got {space!r}")
+    return spaces.Box(
+        low=np.tile(space.low, frame_stack), high=np.tile(space.high, frame_stack), dtype=np.float32
+    )
+
+
+def start_history(obs: ObsArray, frame_stack: int) -> ObsArray:
+    """The (B, K, D) history of an episode's first decision: its (B, D) observation ``obs``, K times."""
+    return np.repeat(np.asarray(obs, dtype=np.float32)[:, None, :], frame_stack, axis=1)
+
+
+def push_history(history: ObsArray, obs: ObsArray) -> ObsArray:
+    """``history`` (B, K, D) with its oldest observation dropped and ``obs`` (B, D) added last."""
+    return np.concatenate([history[:, 1:], np.asarray(obs, dtype=np.float32)[:, None, :]], axis=1)
+
+
+def flatten_history(history: ObsArray) -> ObsArray:
+    """The (B, K*D) observation the policy sees: the history's K observations, oldest first."""
+    flat: ObsArray = history.reshape(history.shape[0], -1).copy()
+    return flat
+
+
 def make_reward_baseline(config: ScenarioConfig, name: str, hp: Mapping[str, Any] | None = None) -> Policy:
     """The policy of the paired reward (``reward_baseline``): ``provisioned`` or ``adaptive``.
 
@@ -78,12 +121,14 @@ class EnvSettings:
         transform: the policy's action transform.
         reward_baseline: the paired reward's baseline, or None for the scenario's own reward.
         action_repeat: simulator steps per decision.
+        frame_stack: decision-time observations the policy sees at once (1: the current one).
     """
 
     scenario: ScenarioConfig
     transform: ActionTransform
     reward_baseline: Policy | None
     action_repeat: int
+    frame_stack: int = 1
 
 
 def env_settings(config: ScenarioConfig, hp: Mapping[str, Any], training: bool = True) -> EnvSettings:
@@ -101,6 +146,7 @@ def env_settings(config: ScenarioConfig, hp: Mapping[str, Any], training: bool =
         transform=transform_from_hyperparams(config, dict(hp)),
         reward_baseline=make_reward_baseline(config, baseline, hp) if baseline else None,
         action_repeat=int(hp.get("action_repeat", 1)),
+        frame_stack=int(hp.get("frame_stack", 1)),
     )
 
 
@@ -114,12 +160,16 @@ class PolicyStepper:
         reward_baseline: a policy whose reward on the same episodes is subtracted from each step's
             reward (the paired reward); None keeps the scenario's reward.
         action_repeat: decision intervals each action is held for (:func:`check_action_repeat`).
+        frame_stack: decision-time observations the policy sees, K (:func:`check_frame_stack`).
 
     Attributes:
         vector: the policy's vector environment (``SAME_STEP`` autoreset).
         shadow: the baseline's vector environment on the same seeds, with a baseline.
         obs: the (B, D) observation the next action answers (after an episode's end, the next
-            episode's first), None before :meth:`reset`.
+            episode's first), None before :meth:`reset`; the action transform reads it.
+        history: the (B, K, D) decision-time observations the policy sees, oldest first, the last
+            being :attr:`obs`; None before :meth:`reset`.
+        single_observation_space: the policy's observation space, K*D wide.
     """
 
     def __init__(
@@ -129,8 +179,10 @@ class PolicyStepper:
         transform: ActionTransform,
         reward_baseline: Policy | None = None,
         action_repeat: int = 1,
+        frame_stack: int = 1,
     ) -> None:
         self.action_repeat = check_action_repeat(config, action_repeat)
+        self.frame_stack = check_frame_stack(frame_stack)
         self.config = config
         self.num_envs = num_envs
         self.transform = transform
@@ -141,11 +193,13 @@ class PolicyStepper:
             if reward_baseline is None
             else GpuAllocVectorEnv(num_envs, config, autoreset_mode=AutoresetMode.SAME_STEP)
         )
+        self.single_observation_space = stacked_space(self.vector.single_observation_space, frame_stack)
         self.obs: ObsArray | None = None
+        self.history: ObsArray | None = None
         self._shadow_obs: ObsArray | None = None
 
     def reset(self, seeds: Sequence[int | None]) -> ObsArray:
-        """Reset every environment, environment ``e`` with ``seeds[e]``; the first observation.
+        """Reset every environment, environment ``e`` with ``seeds[e]``; the policy's first observation.
 
         A None seed continues the environment's generator (fresh entropy the first time), except
         with a paired baseline: both environments then need the same generators, so they get the
@@ -158,7 +212,8 @@ class PolicyStepper:
             self._shadow_obs, _ = self.shadow.reset(seed=seeds)
         obs, _ = self.vector.reset(seed=seeds)
         self.obs = obs
-        return obs
+        self.history = start_history(obs, self.frame_stack)
+        return flatten_history(self.history)
 
     def check_actions(self, actions: NDArray[Any]) -> None:
         """ValueError, naming the shape, unless ``actions`` is finite with shape (B, N)."""
@@ -173,11 +228,13 @@ class PolicyStepper:
     ) -> tuple[ObsArray, NDArray[np.float64], NDArray[np.bool_], dict[str, Any]]:
         """One decision: ``actions`` held for ``action_repeat`` steps, or until an episode ends.
 
-        Returns the observation (the next episode's first where one ended), the summed (paired)
-        rewards, which environments ended their episode, and the vector environment's last
-        ``SAME_STEP`` info (``final_obs`` and ``final_info`` where episodes ended).
+        Returns the policy's (B, K*D) observation (the next episode's first where one ended), the
+        summed (paired) rewards, which environments ended their episode, and the vector
+        environment's last ``SAME_STEP`` info (``final_info`` where episodes ended, and
+        ``final_obs``, each environment's last observation stacked as the policy sees it: the
+        history that episode would have had one decision later).
         """
-        if self.obs is None:
+        if self.obs is None or self.history is None:
             raise RuntimeError("call reset() before step()")
         self.check_actions(actions)
         rewards = np.zeros(self.num_envs)
@@ -188,7 +245,17 @@ class PolicyStepper:
             self.obs = obs
             if done.any():
                 break  # every episode is a whole number of repeats, so all end together here
-        return obs, rewards, done, info
+        history = push_history(self.history, obs)
+        if done.any():
+            ended = np.flatnonzero(done)
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            last = push_history(self.history[ended], np.stack([info["final_obs"][env] for env in ended]))
+            for row, env in enumerate(ended):
+                final_obs[env] = last[row].reshape(-1)
+            info = {**info, "final_obs": final_obs}
+            history[ended] = start_history(obs[ended], self.frame_stack)
+        self.history = history
+        return flatten_history(history), rewards, done, info
 
     def _baseline_rewards(self, done: NDArray[np.bool_]) -> NDArray[np.float64]:
         """The paired baseline's rewards for the step just taken (zeros without a baseline)."""

@@ -18,7 +18,11 @@ input-dependent baseline of Mao et al., "Variance Reduction for Reinforcement Le
 Input-Driven Environments" (ICLR 2019). The rewards this environment returns, and so a monitor's
 episode returns, are then the paired ones; ``episode_metrics`` stays the policy's own.
 
-The stepping itself (transform, held action, paired reward) is
+**Stacked observations.** With ``frame_stack`` K > 1 the policy's observation is its last K
+decision-time observations, oldest first (K*D wide), and ``terminal_observation`` is the ended
+episode's last observation stacked the same way (what SB3 bootstraps the truncated return from).
+
+The stepping itself (transform, held action, paired reward, stacking) is
 :class:`~gpu_alloc_env.train.stepper.PolicyStepper`'s, which
 :class:`~gpu_alloc_env.train.policy_env.PolicyVectorEnv` (the Gymnasium twin, for RLlib) shares.
 """
@@ -66,6 +70,8 @@ class BatchVecEnv(VecEnv):
         action_repeat: decision intervals each action is held for; one step of this environment
             is that many of the simulator's, its reward their sum (the policy decides every
             ``action_repeat x decision_interval_s``).
+        frame_stack: decision-time observations the policy sees at once, oldest first (1: the
+            current one alone, the scenario's observation space; K: K times as wide).
     """
 
     def __init__(
@@ -75,10 +81,11 @@ class BatchVecEnv(VecEnv):
         transform: ActionTransform,
         reward_baseline: Policy | None = None,
         action_repeat: int = 1,
+        frame_stack: int = 1,
     ) -> None:
-        self.stepper = PolicyStepper(config, num_envs, transform, reward_baseline, action_repeat)
+        self.stepper = PolicyStepper(config, num_envs, transform, reward_baseline, action_repeat, frame_stack)
         self.render_mode: str | None = None
-        super().__init__(num_envs, self.vector.single_observation_space, transform.action_space())
+        super().__init__(num_envs, self.stepper.single_observation_space, transform.action_space())
         self._actions: NDArray[np.floating] | None = None
 
     @property
@@ -102,6 +109,11 @@ class BatchVecEnv(VecEnv):
         return self.stepper.action_repeat
 
     @property
+    def frame_stack(self) -> int:
+        """Decision-time observations the policy sees at once."""
+        return self.stepper.frame_stack
+
+    @property
     def vector(self) -> GpuAllocVectorEnv:
         """The policy's vector environment (``SAME_STEP`` autoreset)."""
         return self.stepper.vector
@@ -118,8 +130,7 @@ class BatchVecEnv(VecEnv):
             self.reset_infos[env] = {"time_s": 0.0}
         self._reset_seeds()
         self._reset_options()
-        first: NDArray[np.float32] = obs.copy()
-        return first
+        return obs
 
     def step_async(self, actions: NDArray[np.floating]) -> None:
         """Store the (B, N) normalised actions for :meth:`step_wait`."""
@@ -139,7 +150,7 @@ class BatchVecEnv(VecEnv):
                     "TimeLimit.truncated": True,
                     "episode_metrics": entry(final, int(env)),
                 }
-        return obs.copy(), rewards.astype(np.float32), done, infos
+        return obs, rewards.astype(np.float32), done, infos
 
     def close(self) -> None:
         """Nothing to release."""
