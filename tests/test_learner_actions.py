@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,10 +17,10 @@ from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.evaluation import run_episode
 from gpu_alloc_env.scenarios import make_scenario
 from gpu_alloc_env.train.actions import OffsetAction, make_action_transform
-from gpu_alloc_env.train.learned import LearnedPolicy
+from gpu_alloc_env.train.learned import LearnedPolicy, load_run_config
 from gpu_alloc_env.train.ppo import train
 from gpu_alloc_env.train.run_folder import TrainArgs
-from gpu_alloc_env.train.stepper import make_reward_baseline
+from gpu_alloc_env.train.stepper import PolicyStepper, env_settings, make_reward_baseline
 from gpu_alloc_env.train.vec_env import BatchVecEnv
 from gpu_alloc_env.vector import GpuAllocVectorEnv
 
@@ -120,6 +123,21 @@ def test_an_unknown_reward_baseline_fails_clearly() -> None:
         make_reward_baseline(short_config(), "oracle")
 
 
+HELD_HP = {
+    "n_envs": 2,
+    "n_steps": 16,
+    "batch_size": 32,
+    "n_epochs": 1,
+    "eval_freq_steps": 32,
+    "eval_episodes": 2,
+    "net_arch": [8],
+    "action": "offset",
+    "offset_base": BASE,
+    "reward_baseline": "provisioned",
+    "action_repeat": 4,
+}
+
+
 @pytest.fixture(scope="module")
 def held_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     args = TrainArgs(
@@ -127,19 +145,7 @@ def held_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         seed=2,
         timesteps=64,
         run_dir=str(tmp_path_factory.mktemp("runs") / "held"),
-        hp_overrides={
-            "n_envs": 2,
-            "n_steps": 16,
-            "batch_size": 32,
-            "n_epochs": 1,
-            "eval_freq_steps": 32,
-            "eval_episodes": 2,
-            "net_arch": [8],
-            "action": "offset",
-            "offset_base": BASE,
-            "reward_baseline": "provisioned",
-            "action_repeat": 4,
-        },
+        hp_overrides=HELD_HP,
         scenario_overrides=dict(SHORT),
         checkpoint_interval_s=0.0,
     )
@@ -180,3 +186,107 @@ def test_a_run_with_action_repeat_holds_its_decisions_in_evaluation(held_run: Pa
     policy.model = CountingModel()  # type: ignore[assignment]
     result = run_episode(GpuAllocEnv(short_config()), policy, seed=3, name="held")
     assert result.episode_return == pytest.approx(total, rel=1e-12) and policy.model.calls == 5
+
+
+@pytest.fixture(scope="module")
+def stacked_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``held_run``'s settings with the last 3 decisions' observations stacked."""
+    args = TrainArgs(
+        scenario="diurnal",
+        seed=2,
+        timesteps=64,
+        run_dir=str(tmp_path_factory.mktemp("runs") / "stacked"),
+        hp_overrides={**HELD_HP, "frame_stack": 3},
+        scenario_overrides=dict(SHORT),
+        checkpoint_interval_s=0.0,
+    )
+    return train(args, progress_bar=False)
+
+
+class RecordingModel:
+    """Wraps a run's model, recording what it is asked to act on and what it answers."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.seen: list[np.ndarray] = []
+        self.actions: list[np.ndarray] = []
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        action, _ = self.model.predict(obs, deterministic=deterministic)
+        self.seen.append(np.array(obs, copy=True))
+        self.actions.append(np.asarray(action).copy())
+        return action, None
+
+
+def test_a_stacked_run_acts_in_evaluation_on_the_observations_it_trained_on(stacked_run: Path) -> None:
+    policy = LearnedPolicy(stacked_run)
+    assert (policy.frame_stack, policy.action_repeat) == (3, 4)
+    assert policy.model.observation_space.shape == (3 * 57,)
+    recorder = RecordingModel(policy.model)
+    policy.model = recorder  # type: ignore[assignment]
+    env = GpuAllocEnv(policy.config)
+    state = None
+    seeds = (3, 4)
+    for seed in seeds:  # the state carried into the second episode, whose start begins a new history
+        obs, _ = env.reset(seed=seed)
+        for step in range(20):
+            replicas, state = policy.predict(obs, state=state, episode_start=np.array([step == 0]))
+            obs, *_ = env.step(replicas)
+    assert len(recorder.seen) == 2 * 5  # one decision per 4 intervals
+    # The training environments' stepper, on the same seeds with the same decisions, stacks the same.
+    hp = load_run_config(stacked_run)["hyperparams"]
+    settings = env_settings(policy.config, hp)
+    for episode, seed in enumerate(seeds):
+        stepper = PolicyStepper(
+            settings.scenario,
+            1,
+            settings.transform,
+            settings.reward_baseline,
+            settings.action_repeat,
+            settings.frame_stack,
+        )
+        stacked = stepper.reset([seed])
+        for decision in range(5):
+            np.testing.assert_array_equal(recorder.seen[5 * episode + decision], stacked)
+            stacked, *_ = stepper.step(recorder.actions[5 * episode + decision].reshape(1, -1))
+    first = recorder.seen[5]  # the second episode's first decision sees its first observation 3 times
+    np.testing.assert_array_equal(first, np.tile(first[:, :57], (1, 3)))
+
+
+def test_a_stacked_history_moves_at_decisions_only_and_starts_without_a_state(stacked_run: Path) -> None:
+    policy = LearnedPolicy(stacked_run)
+    recorder = RecordingModel(policy.model)
+    policy.model = recorder  # type: ignore[assignment]
+    env = GpuAllocEnv(policy.config)
+    obs, _ = env.reset(seed=8)
+    observations, state = [], None
+    for step in range(9):
+        observations.append(obs)
+        replicas, state = policy.predict(obs, state=state, episode_start=np.array([step == 0]))
+        obs, *_ = env.step(replicas)
+    assert state is not None and len(state) == 3 and state[2].shape == (1, 3, 57)
+    decided = [observations[0], observations[0], observations[0], observations[4], observations[8]]
+    for d, seen in enumerate(recorder.seen):  # steps 0, 4 and 8 decide
+        np.testing.assert_array_equal(seen[0], np.concatenate(decided[d : d + 3]))
+    policy.predict(obs)  # without a state: the observation alone, 3 times
+    np.testing.assert_array_equal(recorder.seen[-1][0], np.tile(obs, 3))
+
+
+def test_a_run_from_before_frame_stack_acts_as_before(held_run: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(held_run, old)
+    config = json.loads((old / "config.json").read_text())
+    assert config["hyperparams"].pop("frame_stack") == 1
+    (old / "config.json").write_text(json.dumps(config))
+    policies = [LearnedPolicy(held_run), LearnedPolicy(old)]
+    assert [p.frame_stack for p in policies] == [1, 1]
+    env = GpuAllocEnv(short_config())
+    obs, _ = env.reset(seed=6)
+    states: list[Any] = [None, None]
+    for step in range(20):
+        start = np.array([step == 0])
+        new, old_run = policies[0].predict(obs, states[0], start), policies[1].predict(obs, states[1], start)
+        np.testing.assert_array_equal(new[0], old_run[0])
+        states = [new[1], old_run[1]]
+        assert len(states[1]) == 2  # (held actions, steps left): no history
+        obs, *_ = env.step(new[0])

@@ -14,6 +14,7 @@ from stable_baselines3 import PPO
 from gpu_alloc_env.config import ConfigError, ScenarioConfig
 from gpu_alloc_env.observation import ObservationLayout
 from gpu_alloc_env.train.actions import ActionTransform, transform_from_hyperparams
+from gpu_alloc_env.train.stepper import flatten_history, push_history, start_history
 
 MODEL_FILES = {"best": "best_model.zip", "final": "model.zip"}
 """The models of a Stable-Baselines3 run (``backend`` ``sb3``), by ``--model`` choice."""
@@ -286,6 +287,7 @@ class LearnedPolicy:
         hp = data["hyperparams"]
         self.transform: ActionTransform = transform_from_hyperparams(self.config, hp)
         self.action_repeat = int(hp.get("action_repeat", 1))
+        self.frame_stack = int(hp.get("frame_stack", 1))  # runs from before frame_stack stacked nothing
         args_file = self.run_dir / "args.json"
         self.train_seed = int(_read_json(args_file)["seed"]) if args_file.exists() else -1
         self.backend = run_backend(self.run_dir)
@@ -338,29 +340,67 @@ class LearnedPolicy:
         passes back (the evaluation harness does, as SB3's ``evaluate_policy`` does), with
         ``episode_start`` true for an environment whose episode begins. Without a state, or with
         k = 1, every call decides afresh.
+
+        A run trained with ``frame_stack`` K > 1 sees, at each decision, its last K decision-time
+        observations, oldest first, as in training (:class:`~gpu_alloc_env.train.stepper.PolicyStepper`):
+        the state then also holds that (B, K, D) history, updated at decisions only and started
+        afresh (the first observation K times) where ``episode_start`` is true. Without a state
+        every call starts a history.
         """
         obs = np.asarray(observation, dtype=np.float32)
         batch = obs.reshape(-1, self.layout.size)
         rows = batch.shape[0]
         decide = np.ones(rows, dtype=bool)
-        if self.action_repeat > 1 and state is not None:
-            held, left = state
+        starts = np.ones(rows, dtype=bool)
+        history: NDArray[np.float32] | None = None
+        if (self.action_repeat > 1 or self.frame_stack > 1) and state is not None:
+            held, left = state[0], state[1]
+            if self.frame_stack > 1:
+                history = state[2]
             decide = left <= 0
+            starts = np.zeros(rows, dtype=bool)
             if episode_start is not None:
-                decide |= np.asarray(episode_start, dtype=bool).reshape(rows)
+                starts = np.asarray(episode_start, dtype=bool).reshape(rows)
+                decide |= starts
+        seen = batch
+        if self.frame_stack > 1:
+            history = self._history(history, batch, decide, starts)
+            seen = flatten_history(history)
         if decide.all():
-            action, _ = self.model.predict(batch, deterministic=deterministic)
+            action, _ = self.model.predict(seen, deterministic=deterministic)
             held = np.asarray(action).reshape(rows, -1)
             left = np.zeros(rows, dtype=np.int64)
         elif decide.any():
-            action, _ = self.model.predict(batch[decide], deterministic=deterministic)
+            action, _ = self.model.predict(seen[decide], deterministic=deterministic)
             held = held.copy()
             held[decide] = np.asarray(action).reshape(int(decide.sum()), -1)
         left = np.where(decide, self.action_repeat, left) - 1
         replicas = self.transform.to_replicas(held, batch)
         out = replicas.astype(np.float32)
-        new_state = (held, left) if self.action_repeat > 1 else state
+        new_state = state
+        if history is not None:
+            new_state = (held, left, history)
+        elif self.action_repeat > 1:
+            new_state = (held, left)
         return (out[0] if obs.ndim == 1 else out), new_state
+
+    def _history(
+        self,
+        history: NDArray[np.float32] | None,
+        batch: NDArray[np.float32],
+        decide: NDArray[np.bool_],
+        starts: NDArray[np.bool_],
+    ) -> NDArray[np.float32]:
+        """The (B, K, D) history after this step: ``batch`` added where a decision is made.
+
+        Rows whose episode starts (``starts``), and every row without a history, start afresh.
+        """
+        if history is None:
+            return start_history(batch, self.frame_stack)
+        history = history.copy()
+        history[decide] = push_history(history[decide], batch[decide])
+        history[starts] = start_history(batch[starts], self.frame_stack)
+        return history
 
     def __repr__(self) -> str:
         return f"LearnedPolicy({str(self.run_dir)!r})"
