@@ -249,3 +249,29 @@ def test_experiment_trains_and_reuses_only_runs_of_its_backend(tmp_path: Path) -
     check_reusable(run, settings)
     with pytest.raises(ValueError, match=r"\(backend differs\)"):
         check_reusable(run, run_settings("paper", [], {}, "rllib"))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_categorical_frame_stacked_rllib_run_trains_and_acts(tmp_path: Path) -> None:
+    pytest.importorskip("ray.rllib", reason=RAY_REASON)
+    run = tmp_path / "run"
+    flags = ["--scenario", "bursty", "--set", "episode_length_s=32", "--hp", "action_repeat=2"]
+    flags += ["--hp", "offset_base=[2, 1, 2, 1]"]  # (the tuned constant is for 600 s episodes)
+    flags += ["--hp", "frame_stack=2", "--hp", "n_envs=4", "--hp", "n_steps=32", "--hp", "batch_size=64"]
+    flags += ["--hp", "eval_freq_steps=128", "--hp", "eval_episodes=2"]
+    done = _train(run, "--backend", "rllib", "--timesteps", "256", *flags)
+    assert done.returncode == 0, done.stderr[-3000:]
+    policy = LearnedPolicy(run)  # the offset action: one categorical per agent, no log std
+    assert policy.transform.action_space().__class__.__name__ == "MultiDiscrete"
+    from gpu_alloc_env.vector import GpuAllocVectorEnv
+
+    env = GpuAllocVectorEnv(2, policy.config)
+    obs, _ = env.reset(seed=[1, 2])
+    state, start = None, np.ones(2, dtype=bool)
+    for _ in range(4):
+        replicas, state = policy.predict(obs, state=state, episode_start=start)
+        assert replicas.shape == (2, 4) and np.array_equal(replicas, np.round(replicas))
+        obs, *_ = env.step(replicas)
+        start = np.zeros(2, dtype=bool)
+    assert state is not None and len(state) == 3  # held actions, steps left, the stacked history

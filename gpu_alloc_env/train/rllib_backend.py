@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import ray
+from gymnasium import spaces
 from numpy.typing import NDArray
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.ppo import PPOConfig
@@ -52,6 +53,7 @@ from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.progress import progress_bar
 from gpu_alloc_env.seeds import VALIDATION_SEED_BASE, training_seed
+from gpu_alloc_env.train.actions import transform_from_hyperparams
 from gpu_alloc_env.train.hyperparams import ppo_kwargs
 from gpu_alloc_env.train.learned import MODEL_PATHS
 from gpu_alloc_env.train.policy_env import PolicyVectorEnv, build_policy_env
@@ -168,13 +170,15 @@ def ppo_config(
             "divisor of n_envs"
         )
     register_env(TRAIN_ENV_ID, make_train_env)  # Algorithm takes a registered id, not a creator
-    model_config = {
+    model_config: dict[str, Any] = {
         "fcnet_hiddens": [int(width) for width in hp.get("net_arch", [64, 64])],
         "fcnet_activation": "tanh",
         "vf_share_layers": False,  # Stable-Baselines3's MlpPolicy: separate policy and value networks
-        "free_log_std": True,  # a state-independent log standard deviation
-        "log_std_init": float(hp.get("log_std_init", 0.0)),
     }
+    if isinstance(transform_from_hyperparams(config, dict(hp)).action_space(), spaces.Box):
+        # Gaussian policies: a state-independent log standard deviation, as Stable-Baselines3's
+        # (categorical ones, the offset action's, have none).
+        model_config.update(free_log_std=True, log_std_init=float(hp.get("log_std_init", 0.0)))
     settings = {rllib: hp[sb3] for sb3, rllib in MAPPED.items() if sb3 in hp and sb3 != "n_steps"}
     return (
         PPOConfig()
