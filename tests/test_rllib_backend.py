@@ -3,6 +3,7 @@ errors without Ray. Tests marked ``ray`` need the ``ray`` extra and skip without
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -111,29 +112,24 @@ def test_a_resume_rewinds_an_rllib_runs_best_model_folder(tmp_path: Path) -> Non
     assert not (run / "best_model").exists()
 
 
-def test_a_started_rllib_run_is_not_restarted_over(tmp_path: Path) -> None:
-    _fake_rllib_run(tmp_path / "run")
-    assert never_checkpointed(tmp_path / "run")  # config and a best model, no checkpoint: restartable
-    (tmp_path / "run" / "checkpoints" / "last").mkdir(parents=True)
-    assert not never_checkpointed(tmp_path / "run")
-
-
 # ------------------------------------------------------------------------------------- with Ray
 def _train(run: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "gpu_alloc_env.train", "train", "--run-dir", str(run), "--no-progress"]
     return subprocess.run([*command, *extra], capture_output=True, text=True, env=ENV, check=False)
 
 
-def _ray_pids() -> set[int]:
-    """Processes of Ray (its workers, raylet, GCS and agents) on this machine."""
+def _ray_pids(marker: str) -> set[int]:
+    """Processes started under the environment variable ``GPU_ALLOC_TEST_RAY=marker``: the test's
+    driver and the Ray processes it spawned (they inherit its environment), never anyone else's."""
     found = set()
+    needle = f"GPU_ALLOC_TEST_RAY={marker}".encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                environ = (entry / "environ").read_bytes()
             except OSError:
                 continue
-            if b"ray::" in cmdline or b"raylet" in cmdline or b"gcs_server" in cmdline:
+            if needle in environ.split(b"\0"):
                 found.add(int(entry.name))
     return found
 
@@ -195,11 +191,11 @@ def test_evaluate_scores_an_rllib_run_beside_the_baselines(rllib_run: Path, tmp_
 def test_an_rllib_run_stopped_by_sigterm_shuts_ray_down_and_resumes(tmp_path: Path) -> None:
     pytest.importorskip("ray.rllib", reason=RAY_REASON)
     run = tmp_path / "run"
-    before = _ray_pids()
+    marked = {**ENV, "GPU_ALLOC_TEST_RAY": str(tmp_path)}
     command = [sys.executable, "-m", "gpu_alloc_env.train", "train", "--run-dir", str(run), "--no-progress"]
     flags = ["--backend", "rllib", "--timesteps", "100000", "--checkpoint-interval-s", "0", *TINY]
     process = subprocess.Popen(
-        [*command, *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+        [*command, *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=marked
     )
     state = run / "checkpoints" / "state.json"
     deadline = time.monotonic() + 240
@@ -212,11 +208,12 @@ def test_an_rllib_run_stopped_by_sigterm_shuts_ray_down_and_resumes(tmp_path: Pa
     assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
     # The run shut its Ray cluster down: none of its processes outlive it.
     deadline = time.monotonic() + 30
-    while _ray_pids() - before and time.monotonic() < deadline:
+    while _ray_pids(str(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    left = _ray_pids() - before
+    left = _ray_pids(str(tmp_path))
     for pid in left:  # (never leave them behind, even when the test fails)
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     assert not left, f"Ray processes outlived the run: {sorted(left)}"
 
     stopped_at = json.loads(state.read_text())["num_timesteps"]
@@ -242,6 +239,7 @@ def test_experiment_trains_and_reuses_only_runs_of_its_backend(tmp_path: Path) -
     run = tmp_path / "run"  # a Stable-Baselines3 run with a checkpoint: its config.json names no backend
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.zip").write_bytes(b"")
+    (run / "checkpoints" / "state.json").write_text('{"num_timesteps": 8}')
     settings = run_settings("paper", [], {})
     write_json(
         run / "config.json", {**{k: v for k, v in settings.items() if k != "backend"}, "algorithm": "PPO"}
@@ -275,3 +273,31 @@ def test_a_categorical_frame_stacked_rllib_run_trains_and_acts(tmp_path: Path) -
         obs, *_ = env.step(replicas)
         start = np.zeros(2, dtype=bool)
     assert state is not None and len(state) == 3  # held actions, steps left, the stacked history
+
+
+def test_rllib_settings_are_refused_by_name_before_ray_starts() -> None:
+    from gpu_alloc_env.train.hyperparams import check_rllib_hyperparams
+
+    hp = load_hyperparams("paper")
+    check_rllib_hyperparams(hp)
+    with pytest.raises(TrainError, match=r"batch_size <= n_envs x n_steps \(one rollout, 8 x 64 = 512\)"):
+        check_rllib_hyperparams({**hp, "n_envs": 8, "n_steps": 64})
+    with pytest.raises(TrainError, match="n_envs=32 environments do not split evenly over --env-runners 3"):
+        check_rllib_hyperparams(hp, env_runners=3)
+    with pytest.raises(TrainError, match=r"cannot follow target_kl=0\.01"):
+        check_rllib_hyperparams({**hp, "target_kl": 0.01})
+
+
+def test_a_checkpoint_without_its_state_is_no_checkpoint(tmp_path: Path) -> None:
+    from gpu_alloc_env.train.learned import has_checkpoint
+
+    _fake_rllib_run(tmp_path / "run")
+    (tmp_path / "run" / "checkpoints" / "last").mkdir(parents=True)  # killed before state.json
+    assert not has_checkpoint(tmp_path / "run") and never_checkpointed(tmp_path / "run")
+    (tmp_path / "run" / "checkpoints" / "state.json").write_text('{"num_timesteps": 8}')
+    assert has_checkpoint(tmp_path / "run") and not never_checkpointed(tmp_path / "run")
+
+
+def test_resume_refuses_new_env_runners(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--run-dir", str(tmp_path), "--resume", "--env-runners", "2"]) == 2
+    assert "--env-runners would be ignored" in capsys.readouterr().err

@@ -84,18 +84,20 @@ def test_sweep_without_ray_names_the_extra(
 
 
 # ------------------------------------------------------------------------------------- with Ray
-def _ray_pids() -> set[int]:
-    """Processes of Ray on this machine."""
+def _ray_pids(marker: str) -> set[int]:
+    """Processes started under the environment variable ``GPU_ALLOC_TEST_RAY=marker``: the test's
+    driver and the Ray processes it spawned (they inherit its environment), never anyone else's."""
     found = set()
+    needle = f"GPU_ALLOC_TEST_RAY={marker}".encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                cmdline = (entry / "cmdline").read_bytes()
+                environ = (entry / "environ").read_bytes()
             except OSError:
                 continue
-            if b"ray::" in cmdline or b"raylet" in cmdline or b"gcs_server" in cmdline or b"/ray/" in cmdline:
+            if needle in environ.split(b"\0"):
                 found.add(int(entry.name))
-    return found - {os.getpid()}
+    return found
 
 
 def _sweep(config: Path, out: Path) -> list[str]:
@@ -113,9 +115,9 @@ def test_a_grid_sweep_killed_mid_way_resumes_without_training_a_finished_run_aga
     pytest.importorskip("ray.tune", reason=RAY_REASON)
     out = tmp_path / "sweep"
     runs = [out / "runs" / run_name("paper", seed, {}) for seed in (0, 1)]
-    before = _ray_pids()
+    marked = {**ENV, "GPU_ALLOC_TEST_RAY": str(tmp_path)}
     driver = subprocess.Popen(
-        _sweep(SWEEPS / "tiny-grid.yaml", out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV
+        _sweep(SWEEPS / "tiny-grid.yaml", out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=marked
     )
     deadline = time.monotonic() + 300
     while not (runs[0] / "model").is_dir():  # the first trial (one at a time) finished its run
@@ -124,7 +126,7 @@ def test_a_grid_sweep_killed_mid_way_resumes_without_training_a_finished_run_aga
         time.sleep(0.2)
     driver.kill()  # a crash: no cleanup runs, so the cluster's processes are left behind
     driver.wait()
-    for pid in _ray_pids() - before:
+    for pid in _ray_pids(str(tmp_path)):  # the crashed cluster's processes, and no one else's
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     finished_at = (runs[0] / "checkpoints" / "state.json").stat().st_mtime_ns
@@ -189,3 +191,16 @@ def test_experiment_runs_its_seeds_as_a_tune_grid_into_its_own_run_folders(tmp_p
         assert json.loads((run / "args.json").read_text())["seed"] == seed
     assert [row["status"] for row in _trials(tmp_path / "runs" / "ray")] == ["done", "done"]
     assert "| ppo | 2 |" in (tmp_path / "eval" / "summary.md").read_text()
+
+
+def test_a_sweeps_hyperparameters_are_checked_before_ray_starts() -> None:
+    from gpu_alloc_env.train.sweep_spec import check_sweep_settings, points
+
+    grid = sweep_from_dict({**BASE, "space": {"gamma": {"grid": [0.9, 0.99]}, "n_epochs": {"grid": [3, 5]}}})
+    assert len(points(grid)) == 4
+    check_sweep_settings(grid)
+    with pytest.raises(TrainError, match=r"unknown hyperparameter\(s\) \['lr'\]"):
+        check_sweep_settings(sweep_from_dict({**BASE, "space": {"lr": {"grid": [1e-4]}}}))
+    optuna = {**BASE, "search": "optuna", "backend": "rllib"}
+    with pytest.raises(TrainError, match="batch_size <= n_envs x n_steps"):
+        check_sweep_settings(sweep_from_dict({**optuna, "space": {"n_steps": {"randint": [8, 64]}}}))

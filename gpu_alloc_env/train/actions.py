@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from gpu_alloc_env.arrays import FloatArray
 from gpu_alloc_env.baselines.adaptive import AdaptivePolicy
 from gpu_alloc_env.baselines.provisioned import ProvisionedPolicy
-from gpu_alloc_env.config import ScenarioConfig
+from gpu_alloc_env.config import ConfigError, ScenarioConfig
 from gpu_alloc_env.policy import FixedPolicy
 
 
@@ -203,7 +203,13 @@ class OffsetAction(ActionTransform):
             raise ValueError("min_offset and max_offset are both 0: the policy would have no choice")
         self.min_offset = min_offset
         self.max_offset = max_offset
-        self.base_replicas = ProvisionedPolicy(config, offset_base).replicas.astype(np.float64)
+        try:
+            self.base_replicas = ProvisionedPolicy(config, offset_base).replicas.astype(np.float64)
+        except ConfigError as exc:  # no tuned constant for these settings
+            raise ConfigError(
+                f"{exc}; or give the offset action its constant with --hp offset_base=[...] (replicas per "
+                "agent, e.g. those of the tuned file of the scenario it was cut from)"
+            ) from None
 
     def action_space(self) -> spaces.Space[Any]:
         """``MultiDiscrete([max_offset - min_offset + 1] * N)``; ``-min_offset`` holds the constant."""

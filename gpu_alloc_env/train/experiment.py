@@ -32,7 +32,7 @@ from gpu_alloc_env.seeds import MAX_TRAIN_SEED
 from gpu_alloc_env.trace_replay import replay_part
 from gpu_alloc_env.train.evaluate import held_out_overrides, run_evaluate
 from gpu_alloc_env.train.hyperparams import load_hyperparams, parse_hp_overrides
-from gpu_alloc_env.train.learned import checkpoint_steps, json_differences, last_checkpoint, model_path
+from gpu_alloc_env.train.learned import checkpoint_steps, has_checkpoint, json_differences, model_path
 from gpu_alloc_env.train.run_folder import never_checkpointed, sigterm_as_exit
 
 
@@ -47,7 +47,7 @@ def train_command(
 ) -> list[str]:
     """The ``gpu-alloc train`` command line of one run (new, or resumed from its checkpoint)."""
     base = [sys.executable, "-m", "gpu_alloc_env.train", "train", "--run-dir", str(run_dir), "--no-progress"]
-    if run_dir.is_dir() and last_checkpoint(run_dir).exists():
+    if has_checkpoint(run_dir):
         return [*base, "--resume", "--timesteps", str(timesteps)]
     command = [*base, "--scenario", scenario, "--seed", str(seed), "--timesteps", str(timesteps)]
     if backend != "sb3":

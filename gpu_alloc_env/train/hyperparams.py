@@ -230,3 +230,69 @@ def parse_hp_overrides(items: Sequence[str]) -> dict[str, Any]:
             raise TrainError(f"--hp {item!r}: the value is not valid YAML ({exc})") from exc
         overrides[key] = _number_if_numeric(value)
     return overrides
+
+
+RLLIB_SB3_DEFAULTS: dict[str, Any] = {
+    "target_kl": None,
+    "clip_range_vf": None,
+    "use_sde": False,
+    "sde_sample_freq": -1,
+    "normalize_advantage": True,
+}
+"""Stable-Baselines3 PPO arguments RLlib cannot follow, with the only value it can honour."""
+MAPPED_TO_RLLIB = {
+    "learning_rate": "lr",
+    "n_steps": "rollout_fragment_length",
+    "batch_size": "minibatch_size",
+    "n_epochs": "num_epochs",
+    "gamma": "gamma",
+    "gae_lambda": "lambda_",
+    "clip_range": "clip_param",
+    "ent_coef": "entropy_coeff",
+    "vf_coef": "vf_loss_coeff",
+    "max_grad_norm": "grad_clip",
+}
+"""Stable-Baselines3's PPO argument names and RLlib's for the same setting."""
+RLLIB_POLICY_OPTIONS = ("net_arch", "log_std_init")
+
+
+def check_rllib_hyperparams(hp: Mapping[str, Any], env_runners: int = 0) -> None:
+    """Refuse, by name, what RLlib's PPO cannot follow (:data:`RLLIB_SB3_DEFAULTS`), before Ray starts.
+
+    Also the settings RLlib checks in its own terms: ``batch_size`` (RLlib's minibatch) at most one
+    rollout of ``n_envs x n_steps`` decisions, and ``n_envs`` split evenly over ``env_runners``.
+    """
+    kwargs = ppo_kwargs(hp)
+    for key, value in kwargs.items():
+        if key in MAPPED_TO_RLLIB:
+            continue
+        if key == "policy_kwargs":
+            other = sorted(set(value) - set(RLLIB_POLICY_OPTIONS))
+            if other:
+                raise TrainError(
+                    f"--backend rllib builds its networks from {list(RLLIB_POLICY_OPTIONS)} only; "
+                    f"policy_kwargs {other} have no RLlib equivalent: drop them or train with --backend sb3"
+                )
+        elif key in RLLIB_SB3_DEFAULTS:
+            if value != RLLIB_SB3_DEFAULTS[key]:
+                raise TrainError(
+                    f"--backend rllib cannot follow {key}={value!r} (RLlib's PPO has no equivalent); drop it "
+                    f"(the default is {RLLIB_SB3_DEFAULTS[key]!r}) or train with --backend sb3"
+                )
+        else:
+            raise TrainError(
+                f"--backend rllib has no equivalent of the Stable-Baselines3 argument {key}={value!r}; drop "
+                "it or train with --backend sb3"
+            )
+    rollout = int(hp["n_envs"]) * int(hp["n_steps"])
+    if int(hp["batch_size"]) > rollout:
+        raise TrainError(
+            f"--backend rllib needs batch_size <= n_envs x n_steps (one rollout, {hp['n_envs']} x "
+            f"{hp['n_steps']} = {rollout}), got batch_size={hp['batch_size']}; lower batch_size or raise "
+            "n_envs or n_steps"
+        )
+    if int(hp["n_envs"]) % max(env_runners, 1):
+        raise TrainError(
+            f"n_envs={hp['n_envs']} environments do not split evenly over --env-runners {env_runners}; "
+            "choose a divisor of n_envs"
+        )

@@ -133,6 +133,20 @@ def last_checkpoint(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints" / LAST_CHECKPOINTS[run_backend(run_dir)]
 
 
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a whole checkpoint to resume: the checkpoint and its ``state.json``.
+
+    ``state.json`` is written last, so a run killed while writing its first checkpoint has none and
+    is started afresh instead.
+    """
+    run_dir = Path(run_dir)
+    return (
+        run_dir.is_dir()
+        and (run_dir / "checkpoints" / "state.json").exists()
+        and last_checkpoint(run_dir).exists()
+    )
+
+
 def missing_model_message(run_dir: Path, model: str) -> str:
     """Why ``model`` (``best`` or ``final``) of ``run_dir`` is missing, and what to do instead."""
     run_dir = Path(run_dir)

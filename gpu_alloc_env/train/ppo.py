@@ -26,6 +26,7 @@ from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.seeds import VALIDATION_SEED_BASE, training_seed
 from gpu_alloc_env.train.callbacks import CheckpointCallback, RolloutProgressBar, ValidationCallback
 from gpu_alloc_env.train.hyperparams import ppo_kwargs
+from gpu_alloc_env.train.learned import has_checkpoint
 from gpu_alloc_env.train.run_folder import (
     CHECKPOINT_DIR,
     TrainArgs,
@@ -89,8 +90,11 @@ def train(
     args.validate()
     run_dir = Path(args.run_dir)
     checkpoint = run_dir / CHECKPOINT_DIR / "last.zip"
-    if resume and not checkpoint.exists():
-        raise TrainError(f"--resume: {checkpoint} does not exist; start the run again without --resume")
+    if resume and not has_checkpoint(run_dir):
+        raise TrainError(
+            f"--resume: {run_dir} holds no whole checkpoint ({checkpoint} and its state.json); start the run "
+            "again without --resume"
+        )
     with training_lock(run_dir):
         return _train_locked(args, resume, progress_bar, verbose, command)
 

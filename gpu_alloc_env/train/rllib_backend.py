@@ -54,8 +54,8 @@ from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.progress import progress_bar
 from gpu_alloc_env.seeds import VALIDATION_SEED_BASE, training_seed
 from gpu_alloc_env.train.actions import transform_from_hyperparams
-from gpu_alloc_env.train.hyperparams import ppo_kwargs
-from gpu_alloc_env.train.learned import MODEL_PATHS
+from gpu_alloc_env.train.hyperparams import MAPPED_TO_RLLIB, check_rllib_hyperparams
+from gpu_alloc_env.train.learned import MODEL_PATHS, has_checkpoint
 from gpu_alloc_env.train.policy_env import PolicyVectorEnv, build_policy_env
 from gpu_alloc_env.train.rllib_model import GpuAllocPPOModule, greedy_actions
 from gpu_alloc_env.train.run_folder import (
@@ -80,29 +80,6 @@ LAST = "last"
 REWARD_STATS = "reward_stats.json"
 """Reward-normalisation statistics per env runner, beside the checkpoint and in the run folder."""
 
-SB3_DEFAULTS: dict[str, Any] = {
-    "target_kl": None,
-    "clip_range_vf": None,
-    "use_sde": False,
-    "sde_sample_freq": -1,
-    "normalize_advantage": True,
-}
-"""Stable-Baselines3 PPO arguments RLlib cannot follow, with the only value it can honour."""
-MAPPED = {
-    "learning_rate": "lr",
-    "n_steps": "rollout_fragment_length",
-    "batch_size": "minibatch_size",
-    "n_epochs": "num_epochs",
-    "gamma": "gamma",
-    "gae_lambda": "lambda_",
-    "clip_range": "clip_param",
-    "ent_coef": "entropy_coeff",
-    "vf_coef": "vf_loss_coeff",
-    "max_grad_norm": "grad_clip",
-}
-"""Stable-Baselines3's PPO argument names and RLlib's for the same setting."""
-POLICY_OPTIONS = ("net_arch", "log_std_init")
-
 
 def make_train_env(env_config: Mapping[str, Any]) -> PolicyVectorEnv:
     """RLlib's creator of a run's training environments (``vector_entry_point``: ``num_envs`` given).
@@ -125,32 +102,6 @@ class RunnerIndexCallback(RLlibCallback):  # type: ignore[misc]
             unwrapped.worker_index = int(env_context.worker_index or 0)
 
 
-def check_rllib_hyperparams(hp: Mapping[str, Any]) -> None:
-    """Refuse, by name, the hyperparameters RLlib's PPO cannot follow (:data:`SB3_DEFAULTS`)."""
-    kwargs = ppo_kwargs(hp)
-    for key, value in kwargs.items():
-        if key in MAPPED:
-            continue
-        if key == "policy_kwargs":
-            other = sorted(set(value) - set(POLICY_OPTIONS))
-            if other:
-                raise TrainError(
-                    f"--backend rllib builds its networks from {list(POLICY_OPTIONS)} only; policy_kwargs "
-                    f"{other} have no RLlib equivalent: drop them or train with --backend sb3"
-                )
-        elif key in SB3_DEFAULTS:
-            if value != SB3_DEFAULTS[key]:
-                raise TrainError(
-                    f"--backend rllib cannot follow {key}={value!r} (RLlib's PPO has no equivalent); drop it "
-                    f"(the default is {SB3_DEFAULTS[key]!r}) or train with --backend sb3"
-                )
-        else:
-            raise TrainError(
-                f"--backend rllib has no equivalent of the Stable-Baselines3 argument {key}={value!r}; drop "
-                "it or train with --backend sb3"
-            )
-
-
 def ppo_config(
     config: ScenarioConfig, hp: Mapping[str, Any], seed: int | None, env_runners: int = 0
 ) -> PPOConfig:
@@ -161,14 +112,9 @@ def ppo_config(
     fresh entropy. The value loss is not clipped, as in Stable-Baselines3 (``clip_range_vf`` None):
     RLlib's default clip of 10 would hold this environment's value loss at the clip.
     """
-    check_rllib_hyperparams(hp)
+    check_rllib_hyperparams(hp, env_runners)
     n_envs, n_steps = int(hp["n_envs"]), int(hp["n_steps"])
     runners = max(env_runners, 1)
-    if n_envs % runners:
-        raise TrainError(
-            f"n_envs={n_envs} environments do not split evenly over --env-runners {env_runners}; choose a "
-            "divisor of n_envs"
-        )
     register_env(TRAIN_ENV_ID, make_train_env)  # Algorithm takes a registered id, not a creator
     model_config: dict[str, Any] = {
         "fcnet_hiddens": [int(width) for width in hp.get("net_arch", [64, 64])],
@@ -179,7 +125,7 @@ def ppo_config(
         # Gaussian policies: a state-independent log standard deviation, as Stable-Baselines3's
         # (categorical ones, the offset action's, have none).
         model_config.update(free_log_std=True, log_std_init=float(hp.get("log_std_init", 0.0)))
-    settings = {rllib: hp[sb3] for sb3, rllib in MAPPED.items() if sb3 in hp and sb3 != "n_steps"}
+    settings = {rllib: hp[sb3] for sb3, rllib in MAPPED_TO_RLLIB.items() if sb3 in hp and sb3 != "n_steps"}
     return (
         PPOConfig()
         .environment(
@@ -301,8 +247,11 @@ def train(
     args.validate()
     run_dir = Path(args.run_dir)
     checkpoint = run_dir / CHECKPOINT_DIR / LAST
-    if resume and not checkpoint.exists():
-        raise TrainError(f"--resume: {checkpoint} does not exist; start the run again without --resume")
+    if resume and not has_checkpoint(run_dir):
+        raise TrainError(
+            f"--resume: {run_dir} holds no whole checkpoint ({checkpoint} and its state.json); start the run "
+            "again without --resume"
+        )
     with training_lock(run_dir):
         return _train_locked(args, resume, progress_bar_on, command)
 
@@ -318,7 +267,7 @@ def _train_locked(args: TrainArgs, resume: bool, progress_bar_on: bool, command:
         record_resume(args, command)
     else:
         config, hp = new_run_settings(args)
-        check_rllib_hyperparams(hp)
+        check_rllib_hyperparams(hp, args.env_runners)
         run_dir.mkdir(parents=True, exist_ok=True)
         record_start(args, config, hp, command, backend="rllib")
     torch.set_num_threads(args.threads)
@@ -328,6 +277,7 @@ def _train_locked(args: TrainArgs, resume: bool, progress_bar_on: bool, command:
     # SIGTERM ends the run through its cleanup (the algorithm stopped, Ray shut down); the handler
     # goes in after ray.init, which installs its own.
     with _ray_session(), sigterm_as_exit():
+        check_cpus(args.env_runners)
         # A resumed run restores its networks, optimiser and step counts into a fresh algorithm
         # whose environments start from fresh seeds (None), as a resumed Stable-Baselines3 run's do.
         algo = ppo_config(
@@ -346,6 +296,16 @@ def _train_locked(args: TrainArgs, resume: bool, progress_bar_on: bool, command:
         finally:
             algo.stop()
     return run_dir
+
+
+def check_cpus(env_runners: int) -> None:
+    """Refuse more env runners than the Ray cluster has CPUs: each holds one, the others would wait."""
+    cpus = float(ray.cluster_resources().get("CPU", 0.0))
+    if env_runners > cpus:
+        raise TrainError(
+            f"--env-runners {env_runners} asks for {env_runners} CPUs (one per runner) and the Ray cluster "
+            f"has {cpus:g}; use at most {int(cpus)} (0 steps the environments in the training process)"
+        )
 
 
 def checkpoint_path(run_dir: Path) -> Path:
@@ -425,9 +385,12 @@ def _iterate(
 
 
 def save_checkpoint(algo: Algorithm, run_dir: Path, steps: int) -> None:
-    """Write ``checkpoints/last`` atomically, the reward statistics and run-file copies, then ``state.json``.
+    """Write ``checkpoints/last`` (swapped in whole), reward statistics, copies, then ``state.json``.
 
-    ``state.json`` comes last: a run killed while checkpointing resumes from the previous checkpoint.
+    ``state.json`` comes last and marks the checkpoint whole: a run killed while writing its first
+    one is started afresh (:func:`~gpu_alloc_env.train.learned.has_checkpoint`); one killed while
+    writing a later one resumes the new algorithm state with the previous step count and learning
+    curve, which only leaves a gap in the curve.
     """
     folder = run_dir / CHECKPOINT_DIR
     folder.mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,7 @@ import numpy as np
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.seeds import MAX_TRAIN_SEED
-from gpu_alloc_env.train.learned import BACKENDS, LAST_CHECKPOINTS, MODEL_PATHS, load_run_config
+from gpu_alloc_env.train.learned import BACKENDS, MODEL_PATHS, load_run_config
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -126,14 +126,12 @@ def recorded_settings(run_dir: Path) -> tuple[ScenarioConfig, dict[str, Any]]:
 def never_checkpointed(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds only the files of a run that stopped before its first checkpoint.
 
-    That is: nothing but run files, no checkpoint and no final model, and either the
+    That is: nothing but run files, no whole checkpoint (a ``state.json``) and no final model, and either the
     ``config.json`` that ``gpu-alloc train`` writes or only the monitor logs it starts with.
     """
     entries = {entry.name for entry in run_dir.iterdir()}
-    if not entries <= RUN_ENTRIES or any(
-        (run_dir / CHECKPOINT_DIR / name).exists() for name in LAST_CHECKPOINTS.values()
-    ):
-        return False
+    if not entries <= RUN_ENTRIES or (run_dir / CHECKPOINT_DIR / "state.json").exists():
+        return False  # (a checkpoint counts once its state.json, written last, exists)
     if any((run_dir / models["final"]).exists() for models in MODEL_PATHS.values()):
         return False
     if "config.json" in entries:

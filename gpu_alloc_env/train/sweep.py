@@ -32,9 +32,16 @@ from ray import tune
 
 from gpu_alloc_env.env import resolve_scenario
 from gpu_alloc_env.progress import say
-from gpu_alloc_env.train.learned import last_checkpoint, model_path, training_record
+from gpu_alloc_env.train.learned import has_checkpoint, model_path, training_record
 from gpu_alloc_env.train.run_folder import TrainArgs, resume_args, sigterm_as_exit
-from gpu_alloc_env.train.sweep_spec import SweepSpec, config_key, record_sweep, run_name, sweep_from_dict
+from gpu_alloc_env.train.sweep_spec import (
+    SweepSpec,
+    check_sweep_settings,
+    config_key,
+    record_sweep,
+    run_name,
+    sweep_from_dict,
+)
 
 METRIC = "best_validation_return"
 """What a trial reports and a search maximises: the best validation return (mean over seeds)."""
@@ -46,7 +53,7 @@ def train_run(spec: SweepSpec, scenario: str, seed: int, values: Mapping[str, An
     done = run_dir.is_dir() and model_path(run_dir, "final").exists()
     steps = training_record(run_dir)["timesteps"] if done else math.nan
     if not (done and steps >= spec.timesteps):
-        resume = run_dir.is_dir() and last_checkpoint(run_dir).exists()
+        resume = has_checkpoint(run_dir)
         args = (
             resume_args(run_dir, spec.timesteps)
             if resume
@@ -73,7 +80,7 @@ def train_run(spec: SweepSpec, scenario: str, seed: int, values: Mapping[str, An
 
 
 def run_trial(
-    config: Mapping[str, Any], spec_dict: Mapping[str, Any], runs_dir: str, plain_names: bool
+    config: Mapping[str, Any], spec_dict: Mapping[str, Any], runs_dir: str, plain_names: bool, workdir: str
 ) -> None:
     """One Tune trial: the run folders of its scenario, seed(s) and configuration; reports the score.
 
@@ -82,6 +89,8 @@ def run_trial(
     """
     import gpu_alloc_env  # noqa: F401  (a trial's worker is a fresh process: register the environments)
 
+    if Path(workdir).is_dir():  # Tune starts trials in folders of its own: relative paths are the user's
+        os.chdir(workdir)
     spec = sweep_from_dict(spec_dict)
     values = {key: config[key] for key in spec.space}
     scenario = str(config.get("scenario", spec.scenarios[0]))
@@ -121,11 +130,13 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
 
 
 def start_ray(address: str | None) -> None:
-    """Join the cluster at ``address``, or start a local one with the machine's cores."""
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``'s), or start one with this process's cores."""
+    local = address is None and not os.environ.get("RAY_ADDRESS")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         ray.init(
             address=address,
-            num_cpus=None if address else os.cpu_count(),
+            num_cpus=cores if local else None,
             include_dashboard=False,
             configure_logging=False,
         )
@@ -155,7 +166,11 @@ def fit(
     storage = out / "tune"
     trainable = tune.with_resources(
         tune.with_parameters(
-            run_trial, spec_dict=spec.to_dict(), runs_dir=str(runs_dir), plain_names=plain_names
+            run_trial,
+            spec_dict=spec.to_dict(),
+            runs_dir=str(runs_dir),
+            plain_names=plain_names,
+            workdir=str(Path.cwd()),
         ),
         {"cpu": spec.cpus_per_trial},
     )
@@ -256,6 +271,7 @@ def run_sweep(
 ) -> str:
     """Run (or resume) the sweep into ``out``, then evaluate it; returns a table of the trials."""
     out = Path(out).resolve()
+    check_sweep_settings(spec)
     record_sweep(spec, out)
     started = not ray.is_initialized()
     if started:

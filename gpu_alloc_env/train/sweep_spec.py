@@ -34,6 +34,7 @@ not see the test set.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -216,6 +217,39 @@ def sweep_from_dict(data: Any, source: str = "the sweep") -> SweepSpec:
             f"{source}: num_samples applies to search: optuna; a grid runs every combination once"
         )
     return spec
+
+
+def points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The searched values to check before a sweep starts: every grid point, or each choice and range end."""
+    if spec.search == "grid":
+        keys = list(spec.space)
+        return [
+            dict(zip(keys, combo, strict=True))
+            for combo in itertools.product(*(spec.space[k][1] for k in keys))
+        ]
+    found: list[dict[str, Any]] = [{}]
+    for key, (kind, args) in spec.space.items():
+        values = list(args) if kind == "choice" else [args[0], args[1] - 1 if kind == "randint" else args[1]]
+        found += [{key: value} for value in values]
+    return found
+
+
+def check_sweep_settings(spec: SweepSpec) -> None:
+    """Check every scenario's settings, fixed hyperparameters and searched values before Ray starts.
+
+    A misspelled hyperparameter or a value out of range would otherwise fail every trial, after the
+    cluster started. Raises :class:`TrainError` or :class:`~gpu_alloc_env.config.ConfigError`
+    naming the value.
+    """
+    from gpu_alloc_env.env import resolve_scenario
+    from gpu_alloc_env.train.hyperparams import check_rllib_hyperparams, load_hyperparams
+
+    for scenario in spec.scenarios:
+        resolve_scenario(scenario, dict(spec.overrides))
+        for values in points(spec):
+            hp = load_hyperparams(scenario, None, {**spec.hp, **values})
+            if spec.backend == "rllib":
+                check_rllib_hyperparams(hp)
 
 
 def record_sweep(spec: SweepSpec, out: Path) -> None:

@@ -70,8 +70,8 @@ def _needs_train_extra(exc: ImportError) -> int:
 
 def _needs_ray_extra(exc: ImportError) -> int:
     print(
-        f"gpu-alloc: error: this needs the ray extra ({exc.name} is missing): RLlib runs train and load "
-        "with Ray; install it with pip install 'gpu-alloc-env[ray]' (from a checkout: pip install -e "
+        f"gpu-alloc: error: this needs the ray extra ({exc.name} is missing): RLlib and Ray Tune run on "
+        "Ray; install it with pip install 'gpu-alloc-env[ray]' (from a checkout: pip install -e "
         "'.[train,ray]')",
         file=sys.stderr,
     )

@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     """Train the runs, evaluate them and print the summary."""
     from gpu_alloc_env.train.experiment import run_experiment
 
+    if args.backend == "ray" and args.executor == "local" and "--executor" in args.command_line:
+        raise ValueError("--backend ray means --executor ray; drop --executor local, or name the learner sb3")
     text = run_experiment(
         scenario=args.scenario,
         seeds=args.seeds,

@@ -140,6 +140,7 @@ def _run_options(args: argparse.Namespace) -> dict[str, bool]:
         "--scenario": args.scenario is not None,
         "--seed": args.seed is not None,
         "--backend": args.backend is not None,
+        "--env-runners": args.env_runners is not None,
         "--hyperparams": args.hyperparams is not None,
         "--hp": bool(args.hp),
         "--set": bool(args.overrides),
