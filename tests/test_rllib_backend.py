@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ray_processes import MARKER, ray_pids
 
 from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.scenarios import make_scenario
@@ -118,22 +119,6 @@ def _train(run: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*command, *extra], capture_output=True, text=True, env=ENV, check=False)
 
 
-def _ray_pids(marker: str) -> set[int]:
-    """Processes started under the environment variable ``GPU_ALLOC_TEST_RAY=marker``: the test's
-    driver and the Ray processes it spawned (they inherit its environment), never anyone else's."""
-    found = set()
-    needle = f"GPU_ALLOC_TEST_RAY={marker}".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if needle in environ.split(b"\0"):
-                found.add(int(entry.name))
-    return found
-
-
 @pytest.fixture(scope="module")
 def rllib_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("ray.rllib", reason=RAY_REASON)
@@ -191,7 +176,7 @@ def test_evaluate_scores_an_rllib_run_beside_the_baselines(rllib_run: Path, tmp_
 def test_an_rllib_run_stopped_by_sigterm_shuts_ray_down_and_resumes(tmp_path: Path) -> None:
     pytest.importorskip("ray.rllib", reason=RAY_REASON)
     run = tmp_path / "run"
-    marked = {**ENV, "GPU_ALLOC_TEST_RAY": str(tmp_path)}
+    marked = {**ENV, MARKER: str(tmp_path)}
     command = [sys.executable, "-m", "gpu_alloc_env.train", "train", "--run-dir", str(run), "--no-progress"]
     flags = ["--backend", "rllib", "--timesteps", "100000", "--checkpoint-interval-s", "0", *TINY]
     process = subprocess.Popen(
@@ -208,9 +193,9 @@ def test_an_rllib_run_stopped_by_sigterm_shuts_ray_down_and_resumes(tmp_path: Pa
     assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
     # The run shut its Ray cluster down: none of its processes outlive it.
     deadline = time.monotonic() + 30
-    while _ray_pids(str(tmp_path)) and time.monotonic() < deadline:
+    while ray_pids(str(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    left = _ray_pids(str(tmp_path))
+    left = ray_pids(str(tmp_path))
     for pid in left:  # (never leave them behind, even when the test fails)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

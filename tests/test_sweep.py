@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ray_processes import MARKER, ray_pids
 
 from gpu_alloc_env.errors import TrainError
 from gpu_alloc_env.train.cli import main
@@ -84,22 +85,6 @@ def test_sweep_without_ray_names_the_extra(
 
 
 # ------------------------------------------------------------------------------------- with Ray
-def _ray_pids(marker: str) -> set[int]:
-    """Processes started under the environment variable ``GPU_ALLOC_TEST_RAY=marker``: the test's
-    driver and the Ray processes it spawned (they inherit its environment), never anyone else's."""
-    found = set()
-    needle = f"GPU_ALLOC_TEST_RAY={marker}".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if needle in environ.split(b"\0"):
-                found.add(int(entry.name))
-    return found
-
-
 def _sweep(config: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "gpu_alloc_env.train", "sweep", "--config", str(config), "--out", str(out)]
 
@@ -115,7 +100,7 @@ def test_a_grid_sweep_killed_mid_way_resumes_without_training_a_finished_run_aga
     pytest.importorskip("ray.tune", reason=RAY_REASON)
     out = tmp_path / "sweep"
     runs = [out / "runs" / run_name("paper", seed, {}) for seed in (0, 1)]
-    marked = {**ENV, "GPU_ALLOC_TEST_RAY": str(tmp_path)}
+    marked = {**ENV, MARKER: str(tmp_path)}
     driver = subprocess.Popen(
         _sweep(SWEEPS / "tiny-grid.yaml", out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=marked
     )
@@ -126,7 +111,7 @@ def test_a_grid_sweep_killed_mid_way_resumes_without_training_a_finished_run_aga
         time.sleep(0.2)
     driver.kill()  # a crash: no cleanup runs, so the cluster's processes are left behind
     driver.wait()
-    for pid in _ray_pids(str(tmp_path)):  # the crashed cluster's processes, and no one else's
+    for pid in ray_pids(str(tmp_path)):  # the crashed cluster's processes, and no one else's
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     finished_at = (runs[0] / "checkpoints" / "state.json").stat().st_mtime_ns

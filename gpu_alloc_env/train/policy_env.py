@@ -59,7 +59,7 @@ from numpy.typing import NDArray
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.policy import Policy
 from gpu_alloc_env.train.actions import ActionTransform
-from gpu_alloc_env.train.stepper import ObsArray, PolicyStepper, env_settings
+from gpu_alloc_env.train.stepper import ObsArray, PolicyStepper, StepperSettings, env_settings
 
 
 def runner_seeds(seed: int, num_envs: int, worker_index: int) -> list[int]:
@@ -138,7 +138,7 @@ class ReturnNormaliser:
         self.returns[:] = 0.0
 
 
-class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
+class PolicyVectorEnv(StepperSettings, VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
     """``num_envs`` environments of ``config`` in the policy's action space, ``NEXT_STEP`` autoreset.
 
     Args:
@@ -197,26 +197,6 @@ class PolicyVectorEnv(VectorEnv[ObsArray, NDArray[Any], NDArray[Any]]):
         trained), for a training log; :meth:`take_finished_returns` empties it."""
         self._obs: ObsArray | None = None
         """The policy's observation for the next action (after an end, the next episodes' first)."""
-
-    @property
-    def config(self) -> ScenarioConfig:
-        """The scenario the environments step."""
-        return self.stepper.config
-
-    @property
-    def transform(self) -> ActionTransform:
-        """The action transform."""
-        return self.stepper.transform
-
-    @property
-    def action_repeat(self) -> int:
-        """Decision intervals each action is held for."""
-        return self.stepper.action_repeat
-
-    @property
-    def frame_stack(self) -> int:
-        """Decision-time observations the policy sees at once."""
-        return self.stepper.frame_stack
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None

@@ -266,3 +266,38 @@ class PolicyStepper:
         if not np.array_equal(done, shadow_done):
             raise RuntimeError("the paired baseline's episodes fell out of step with the policy's")
         return rewards
+
+
+class StepperSettings:
+    """The settings of an adapter's :class:`PolicyStepper` (``self.stepper``), read-only.
+
+    Both training adapters, :class:`~gpu_alloc_env.train.vec_env.BatchVecEnv` and
+    :class:`~gpu_alloc_env.train.policy_env.PolicyVectorEnv`, expose them so.
+    """
+
+    stepper: PolicyStepper
+
+    @property
+    def config(self) -> ScenarioConfig:
+        """The scenario the environments step."""
+        return self.stepper.config
+
+    @property
+    def transform(self) -> ActionTransform:
+        """The action transform."""
+        return self.stepper.transform
+
+    @property
+    def reward_baseline(self) -> Policy | None:
+        """The paired reward's baseline, if any."""
+        return self.stepper.reward_baseline
+
+    @property
+    def action_repeat(self) -> int:
+        """Decision intervals each action is held for."""
+        return self.stepper.action_repeat
+
+    @property
+    def frame_stack(self) -> int:
+        """Decision-time observations the policy sees at once."""
+        return self.stepper.frame_stack

@@ -40,7 +40,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 from gpu_alloc_env.config import ScenarioConfig
 from gpu_alloc_env.policy import Policy
 from gpu_alloc_env.train.actions import ActionTransform
-from gpu_alloc_env.train.stepper import PolicyStepper
+from gpu_alloc_env.train.stepper import PolicyStepper, StepperSettings
 from gpu_alloc_env.vector import GpuAllocVectorEnv
 
 
@@ -58,7 +58,7 @@ def entry(info: dict[str, Any], env: int) -> dict[str, Any]:
     return out
 
 
-class BatchVecEnv(VecEnv):
+class BatchVecEnv(StepperSettings, VecEnv):
     """``num_envs`` environments of ``config`` stepped as one batch, for SB3.
 
     Args:
@@ -87,31 +87,6 @@ class BatchVecEnv(VecEnv):
         self.render_mode: str | None = None
         super().__init__(num_envs, self.stepper.single_observation_space, transform.action_space())
         self._actions: NDArray[np.floating] | None = None
-
-    @property
-    def config(self) -> ScenarioConfig:
-        """The scenario the environments step."""
-        return self.stepper.config
-
-    @property
-    def transform(self) -> ActionTransform:
-        """The action transform."""
-        return self.stepper.transform
-
-    @property
-    def reward_baseline(self) -> Policy | None:
-        """The paired reward's baseline, if any."""
-        return self.stepper.reward_baseline
-
-    @property
-    def action_repeat(self) -> int:
-        """Decision intervals each action is held for."""
-        return self.stepper.action_repeat
-
-    @property
-    def frame_stack(self) -> int:
-        """Decision-time observations the policy sees at once."""
-        return self.stepper.frame_stack
 
     @property
     def vector(self) -> GpuAllocVectorEnv:
