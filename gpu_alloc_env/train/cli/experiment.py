@@ -43,7 +43,7 @@ def add_parser(sub: Any) -> None:
     experiment.add_argument(
         "--executor",
         choices=("local", "ray"),
-        default="local",
+        default=None,
         help="local: train the runs in subprocesses (the default); ray: as trials of a Ray Tune grid on "
         "a local Ray cluster, the path of gpu-alloc sweep (needs the ray extra)",
     )
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     """Train the runs, evaluate them and print the summary."""
     from gpu_alloc_env.train.experiment import run_experiment
 
-    if args.backend == "ray" and args.executor == "local" and "--executor" in args.command_line:
+    if args.backend == "ray" and args.executor == "local":
         raise ValueError("--backend ray means --executor ray; drop --executor local, or name the learner sb3")
     text = run_experiment(
         scenario=args.scenario,
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         hp=args.hp,
         overrides=scenario_overrides(args),
         backend="sb3" if args.backend == "ray" else args.backend,
-        executor="ray" if args.backend == "ray" else args.executor,
+        executor="ray" if args.backend == "ray" else args.executor or "local",
     )
     print(text)
     print(f"wrote {args.out / 'episodes.csv'}, {args.out / 'summary.md'} and the plots")
